@@ -1,0 +1,106 @@
+"""JWT verification with the public key only: every service but user_service needs just this.
+
+Tokens are EdDSA (Ed25519) signed by user_service, `kid` in the header naming the key (its RFC 7638
+thumbprint), and must carry `sub`, `iss`, `aud`, `exp`, `iat` and `jti`. Anything else is 401.
+"""
+import base64
+import hashlib
+import json
+import logging
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from nameko.extensions import DependencyProvider
+
+from shared import errors
+from shared.config import resolve_path
+
+log = logging.getLogger(__name__)
+
+ALGORITHM = "EdDSA"
+REQUIRED_CLAIMS = ["sub", "iss", "aud", "exp", "iat", "jti"]
+
+
+def key_id(public_key):
+    """RFC 7638 JWK thumbprint of an Ed25519 public key."""
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    x = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    canonical = json.dumps({"crv": "Ed25519", "kty": "OKP", "x": x}, separators=(",", ":"), sort_keys=True)
+    return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+
+
+def load_public_keys(paths):
+    """`JWT_PUBLIC_KEY_FILE` may list several files (comma separated) so that keys can be rotated."""
+    keys = {}
+    for path in str(paths).split(","):
+        public_key = serialization.load_pem_public_key(resolve_path(path.strip()).read_bytes())
+        keys[key_id(public_key)] = public_key
+    return keys
+
+
+class TokenVerifier:
+    def __init__(self, public_keys, issuer, audience, leeway=0):
+        self.public_keys = public_keys
+        self.issuer = issuer
+        self.audience = audience
+        self.leeway = leeway
+
+    def claims(self, token):
+        try:
+            header = jwt.get_unverified_header(token)
+            public_key = self.public_keys.get(header.get("kid"))
+            if public_key is None or header.get("alg") != ALGORITHM:
+                raise errors.Unauthorized("The access token is not valid")
+            return jwt.decode(
+                token,
+                public_key,
+                algorithms=[ALGORITHM],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.ExpiredSignatureError:
+            raise errors.Unauthorized("The access token has expired")
+        except jwt.InvalidTokenError:
+            raise errors.Unauthorized("The access token is not valid")
+
+    def claims_from_request(self, request):
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise errors.Unauthorized("A Bearer access token is required")
+        return self.claims(token.strip())
+
+
+class Authenticator:
+    """What a worker sees: `self.auth.user_id(request)` or 401."""
+
+    def __init__(self, verifier, is_revoked):
+        self.verifier = verifier
+        self.is_revoked = is_revoked
+
+    def claims(self, request):
+        claims = self.verifier.claims_from_request(request)
+        if self.is_revoked is not None and self.is_revoked(claims):
+            raise errors.Unauthorized("The access token has been revoked")
+        return claims
+
+    def user_id(self, request):
+        return self.claims(request)["sub"]
+
+
+class Auth(DependencyProvider):
+    def __init__(self, is_revoked=None):
+        # Optional hook `(claims) -> bool`, for services that know about revocation.
+        self.is_revoked = is_revoked
+
+    def setup(self):
+        config = self.container.config
+        self.verifier = TokenVerifier(
+            load_public_keys(config["JWT_PUBLIC_KEY_FILE"]),
+            issuer=config["JWT_ISSUER"],
+            audience=config["JWT_AUDIENCE"],
+        )
+
+    def get_dependency(self, worker_ctx):
+        return Authenticator(self.verifier, self.is_revoked)

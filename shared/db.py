@@ -1,0 +1,42 @@
+"""PostgreSQL for nameko services: nameko-sqlalchemy's provider, configured by this project's names.
+
+`Database(Base, "USER_DATABASE_URL")` uses that key when set, else `DATABASE_URL`. Each engine is
+instrumented for tracing, checks connections before use (PostgreSQL restarts leave dead ones in the
+pool) and fails fast when the server is away instead of holding a worker.
+"""
+from nameko_sqlalchemy import Database as _Database
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import sessionmaker
+from nameko_sqlalchemy.database import Session
+
+from shared.config import database_url
+
+ENGINE_OPTIONS = {
+    "pool_pre_ping": True,
+    "pool_size": 10,
+    "max_overflow": 20,
+    "pool_timeout": 10,
+    "connect_args": {"connect_timeout": 5},
+}
+
+
+def make_engine(url, **options):
+    engine = create_engine(url, **{**ENGINE_OPTIONS, **options})
+    SQLAlchemyInstrumentor().instrument(engine=engine, enable_commenter=False)
+    return engine
+
+
+class Database(_Database):
+    def __init__(self, declarative_base, url_key, **kwargs):
+        self.url_key = url_key
+        super().__init__(declarative_base, **kwargs)
+
+    def setup(self):
+        self.db_uri = database_url(self.container.config, self.url_key)
+        self.engine = make_engine(self.db_uri, **self.engine_options)
+        self.Session = sessionmaker(bind=self.engine, class_=Session, **self.session_options)
+
+    def ping(self):
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))

@@ -1,0 +1,46 @@
+"""Readiness checks: each service names its dependencies and how to check each one.
+
+A check is a callable that raises when its dependency is unusable; each runs under a timeout so a
+hung dependency reads as down instead of hanging the probe.
+"""
+import logging
+
+import eventlet
+from kombu import Connection
+
+log = logging.getLogger(__name__)
+
+CHECK_TIMEOUT = 3
+
+
+def run_checks(checks):
+    """Returns (ready, {name: "ok" | "error: ..."}); checks run concurrently."""
+
+    def run(item):
+        name, check = item
+        try:
+            with eventlet.Timeout(CHECK_TIMEOUT):
+                check()
+            return name, "ok"
+        except eventlet.Timeout:
+            return name, "error: timed out"
+        except Exception as exc:  # a health probe reports every failure, whatever its type
+            log.warning("health check %s failed: %s", name, exc)
+            return name, f"error: {type(exc).__name__}"
+
+    results = dict(eventlet.GreenPool(len(checks) or 1).imap(run, checks.items()))
+    return all(value == "ok" for value in results.values()), results
+
+
+def check_amqp(amqp_uri):
+    def check():
+        with Connection(amqp_uri, connect_timeout=CHECK_TIMEOUT) as connection:
+            connection.ensure_connection(max_retries=1)
+
+    return check
+
+
+def health_response(service_name, checks):
+    ready, results = run_checks(checks)
+    body = {"service": service_name, "status": "ok" if ready else "unavailable", "checks": results}
+    return (200 if ready else 503), body

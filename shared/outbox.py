@@ -1,0 +1,88 @@
+"""Transactional outbox: an event is stored in the same transaction as the change it announces,
+then published; nothing accepted is lost if the broker is away at that moment.
+
+- `add()` writes the event row with the caller's session (commit it with the change).
+- `publish_pending()` sends unsent rows oldest first and marks them sent. It runs right after the
+  commit (fast path) and from a timer (the relay, which also covers a crash between commit and
+  publish). Rows are claimed with `FOR UPDATE SKIP LOCKED`, so concurrent relays never double-send;
+  a publish that succeeds but whose mark is lost is sent again, so consumers are idempotent.
+- Each event carries the trace context of the request that caused it.
+"""
+import datetime as dt
+import logging
+import uuid
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate
+from sqlalchemy import JSON, Column, DateTime, Integer, String, select
+from sqlalchemy.dialects.postgresql import UUID
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 100
+
+
+def utcnow():
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def outbox_model(Base, table_name):
+    """The outbox table of one service (each service owns its own)."""
+    return type(
+        "OutboxEvent",
+        (Base,),
+        {
+            "__tablename__": table_name,
+            "id": Column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4),
+            "event_type": Column(String(100), nullable=False),
+            "payload": Column(JSON, nullable=False),
+            "trace_context": Column(JSON, nullable=False, default=dict),
+            "created_at": Column(DateTime(timezone=True), nullable=False, default=utcnow, index=True),
+            "published_at": Column(DateTime(timezone=True), nullable=True, index=True),
+            "attempts": Column(Integer, nullable=False, default=0),
+        },
+    )
+
+
+class Outbox:
+    def __init__(self, model):
+        self.model = model
+
+    def add(self, session, event_type, payload):
+        carrier = {}
+        propagate.inject(carrier)
+        row = self.model(event_type=event_type, payload=payload, trace_context=carrier)
+        session.add(row)
+        return row
+
+    def publish_pending(self, session_factory, dispatch, limit=BATCH_SIZE):
+        """Publishes unsent events; returns how many were sent. Stops at the first failure
+        (the broker is likely away) and leaves the rest for the next relay run."""
+        sent = 0
+        with session_factory() as session:
+            rows = session.scalars(
+                select(self.model)
+                .where(self.model.published_at.is_(None))
+                .order_by(self.model.created_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for row in rows:
+                try:
+                    self._publish(row, dispatch)
+                except Exception as exc:  # any broker failure: keep the row for the next run
+                    row.attempts += 1
+                    log.warning("outbox publish of %s failed: %s", row.event_type, exc)
+                    break
+                row.published_at = utcnow()
+                sent += 1
+            session.commit()
+        return sent
+
+    @staticmethod
+    def _publish(row, dispatch):
+        token = otel_context.attach(propagate.extract(row.trace_context or {}))
+        try:
+            dispatch(row.event_type, row.payload)
+        finally:
+            otel_context.detach(token)

@@ -1,0 +1,158 @@
+"""Fixtures every test level shares. Integration and end-to-end tests use the real RabbitMQ,
+PostgreSQL and Redis, isolated per run: their own vhost, their own database, their own Redis db."""
+import eventlet
+
+eventlet.monkey_patch()  # before anything imports socket or threading: the services run patched
+
+import os  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import psycopg2  # noqa: E402
+import pytest  # noqa: E402
+import redis  # noqa: E402
+from psycopg2 import sql  # noqa: E402
+
+from shared import migrate  # noqa: E402
+from shared.config import REPO_ROOT, load_config  # noqa: E402
+from shared.keys import ensure_key_pair  # noqa: E402
+from tests.support.mailbox import Mailbox  # noqa: E402
+
+RUN_ID = uuid.uuid4().hex[:10]
+POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
+TEST_REDIS_DB = int(os.environ.get("TEST_REDIS_DB", "13"))
+CORPUS_DIR = Path(os.environ.get("CORPUS_DIR", REPO_ROOT.parent / "shared" / "corpus"))
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rabbitmqctl(*args):
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def amqp_uri():
+    vhost = f"test_{RUN_ID}"
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    yield f"pyamqp://guest:guest@127.0.0.1:5672/{vhost}"
+    rabbitmqctl("delete_vhost", vhost)
+
+
+def _admin_connection():
+    connection = psycopg2.connect(POSTGRES_ADMIN_URL)
+    connection.autocommit = True
+    return connection
+
+
+@pytest.fixture(scope="session")
+def database_url():
+    name = f"imageproc_test_{RUN_ID}"
+    connection = _admin_connection()
+    with connection.cursor() as cursor:
+        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    connection.close()
+    url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    config = {"DATABASE_URL": url, "USER_DATABASE_URL": None, "UPLOAD_DATABASE_URL": None}
+    for service in migrate.MIGRATED_SERVICES:
+        migrate.upgrade(service, config)
+    yield url
+    connection = _admin_connection()
+    with connection.cursor() as cursor:
+        cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    connection.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    url = f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
+    redis.Redis.from_url(url).flushdb()
+    yield url
+    redis.Redis.from_url(url).flushdb()
+
+
+@pytest.fixture(scope="session")
+def key_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("keys")
+    private, public = folder / "jwt.pem", folder / "jwt.pub.pem"
+    ensure_key_pair(private, public)
+    return str(private), str(public)
+
+
+@pytest.fixture(scope="session")
+def base_config(amqp_uri, database_url, redis_url, key_files):
+    config = load_config()
+    config.pop("LOGGING", None)
+    config.update(
+        AMQP_URI=amqp_uri,
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        JWT_PRIVATE_KEY_FILE=key_files[0],
+        JWT_PUBLIC_KEY_FILE=key_files[1],
+        BCRYPT_ROUNDS=4,  # the cost is configuration; tests need not pay production's
+        WEB_SERVER_ADDRESS=f"127.0.0.1:{free_port()}",
+    )
+    return config
+
+
+@pytest.fixture
+def config(base_config, tmp_path, redis_url):
+    """A fresh configuration per test: own storage and outbox folders, an empty Redis db."""
+    redis.Redis.from_url(redis_url).flushdb()
+    return {
+        **base_config,
+        "STORAGE_DIR": str(tmp_path / "storage"),
+        "MAIL_OUTBOX_DIR": str(tmp_path / "outbox"),
+        "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
+    }
+
+
+@pytest.fixture
+def web_url(config):
+    return f"http://{config['WEB_SERVER_ADDRESS']}"
+
+
+class SmtpSink:
+    def __init__(self, port, folder):
+        self.url = f"smtp://127.0.0.1:{port}"
+        self.port = port
+        self.mailbox = Mailbox(folder)
+
+
+def start_smtp_sink(port, folder):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.smtp_sink", "--port", str(port), "--dir", str(folder)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    process.stdout.readline()  # "listening": the server is up
+    return process
+
+
+@pytest.fixture(scope="session")
+def smtp_sink(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("smtp-sink")
+    port = free_port()
+    process = start_smtp_sink(port, folder)
+    yield SmtpSink(port, folder)
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def wait_until(predicate, timeout=10, interval=0.05, message="condition not met"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(message)

@@ -1,0 +1,50 @@
+import datetime as dt
+import uuid
+
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, String
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.orm import declarative_base
+
+from shared.outbox import outbox_model
+
+Base = declarative_base()
+
+QUEUED, PROCESSING, COMPLETED, FAILED = "queued", "processing", "completed", "failed"
+FINAL_STATUSES = (COMPLETED, FAILED)
+
+
+def utcnow():
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Image(Base):
+    __tablename__ = "images"
+
+    id = Column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    user_id = Column(UUID(as_uuid=True), nullable=False)
+    status = Column(String(20), nullable=False, default=QUEUED)
+    original_filename = Column(String(255), nullable=False)
+    operations = Column(JSON, nullable=False)
+    # The original, as stored under STORAGE_DIR (server-chosen name).
+    original_path = Column(String(255), nullable=False)
+    width = Column(Integer, nullable=False)
+    height = Column(Integer, nullable=False)
+    format = Column(String(10), nullable=False)
+    size_bytes = Column(BigInteger, nullable=False)
+    # The result, once completed.
+    output_path = Column(String(255))
+    output_width = Column(Integer)
+    output_height = Column(Integer)
+    output_format = Column(String(10))
+    output_size_bytes = Column(BigInteger)
+    # Why it failed, once failed.
+    error_code = Column(String(50))
+    error_message = Column(String(500))
+    created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+    updated_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+    # Newest first per owner, with the id as tie-breaker: the keyset of the paginated list.
+    __table_args__ = (Index("ix_images_user_created", user_id, created_at.desc(), id.desc()),)
+
+
+OutboxEvent = outbox_model(Base, "upload_outbox")

@@ -1,0 +1,81 @@
+"""user_service's DependencyProviders: each hands a worker a small domain-level object."""
+import logging
+
+import redis
+from nameko.extensions import DependencyProvider
+
+from user_service.passwords import DummyHash
+from user_service.tokens import TokenIssuer
+
+log = logging.getLogger(__name__)
+
+
+class Tokens(DependencyProvider):
+    def setup(self):
+        config = self.container.config
+        self.issuer = TokenIssuer(
+            config["JWT_PRIVATE_KEY_FILE"],
+            issuer=config["JWT_ISSUER"],
+            audience=config["JWT_AUDIENCE"],
+            ttl_seconds=int(config["JWT_TTL_SECONDS"]),
+        )
+
+    def get_dependency(self, worker_ctx):
+        return self.issuer
+
+
+class PasswordPolicy(DependencyProvider):
+    """The bcrypt cost and the dummy hash used for unknown emails (computed once per process)."""
+
+    def setup(self):
+        self.rounds = int(self.container.config["BCRYPT_ROUNDS"])
+        self.dummy = DummyHash(self.rounds)
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+
+class LoginThrottle(DependencyProvider):
+    """Counts failed logins per account in Redis. After `LOGIN_MAX_FAILURES` within
+    `LOGIN_LOCK_SECONDS` the account answers 429 until the window ends, so the lock always expires
+    and cannot shut a user out for good. Redis being away disables throttling, never logins."""
+
+    def setup(self):
+        config = self.container.config
+        self.max_failures = int(config["LOGIN_MAX_FAILURES"])
+        self.window = int(config["LOGIN_LOCK_SECONDS"])
+        self.client = redis.Redis.from_url(
+            config["REDIS_URL"], socket_timeout=1, socket_connect_timeout=1, decode_responses=True
+        )
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+    @staticmethod
+    def _key(email):
+        return f"login-failures:{email.lower()}"
+
+    def is_locked(self, email):
+        try:
+            return int(self.client.get(self._key(email)) or 0) >= self.max_failures
+        except redis.RedisError as exc:
+            log.warning("login throttle unavailable: %s", exc)
+            return False
+
+    def record_failure(self, email):
+        try:
+            pipe = self.client.pipeline()
+            pipe.incr(self._key(email))
+            pipe.expire(self._key(email), self.window, nx=True)
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("login throttle unavailable: %s", exc)
+
+    def reset(self, email):
+        try:
+            self.client.delete(self._key(email))
+        except redis.RedisError as exc:
+            log.warning("login throttle unavailable: %s", exc)
+
+    def ping(self):
+        self.client.ping()

@@ -1,0 +1,3 @@
+from shared.migrate import run_migrations_online
+
+run_migrations_online()

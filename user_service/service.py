@@ -1,0 +1,148 @@
+"""user_service: signup, login, the current user; tells the others about new users by event."""
+import logging
+import uuid
+
+import eventlet
+from nameko.dependency_providers import Config
+from nameko.rpc import rpc
+from nameko.timer import timer
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from shared import errors, logs
+from shared.auth import Auth
+from shared.db import Database
+from shared.health import check_amqp, health_response
+from shared.http import http
+from shared.outbox import Outbox
+from shared.tracing import EventDispatcher, RpcProxy, Tracing
+from shared.validation import load, load_json
+from user_service.dependencies import LoginThrottle, PasswordPolicy, Tokens
+from user_service.models import Base, OutboxEvent, User
+from user_service.passwords import hash_password, verify_password
+from user_service.schemas import LoginSchema, SignupSchema, UserIdSchema
+
+log = logging.getLogger(__name__)
+
+OUTBOX = Outbox(OutboxEvent)
+# The services whose readiness the gateway's /healthz reports besides this one.
+PEER_SERVICES = ("upload_service", "process_service", "notification_service")
+
+
+class UserService:
+    name = "user_service"
+
+    tracing = Tracing()
+    config = Config()
+    db = Database(Base, "USER_DATABASE_URL")
+    auth = Auth()
+    tokens = Tokens()
+    passwords = PasswordPolicy()
+    throttle = LoginThrottle()
+    dispatch = EventDispatcher()
+    upload_service = RpcProxy("upload_service", timeout=3)
+    process_service = RpcProxy("process_service", timeout=3)
+    notification_service = RpcProxy("notification_service", timeout=3)
+
+    @http("POST", "/api/users/signup")
+    def signup(self, request):
+        data = load_json(SignupSchema(), request)
+        password_hash = hash_password(data["password"], self.passwords.rounds)
+        user = User(name=data["name"].strip(), email=data["email"].strip(), password_hash=password_hash)
+        session = self.db.session
+        session.add(user)
+        try:
+            session.flush()
+        except IntegrityError:
+            session.rollback()
+            raise errors.EmailTaken(details={"email": ["Already registered."]})
+        logs.bind(user_id=user.id)
+        OUTBOX.add(session, "user_registered", {**user.to_dict(), "user_id": str(user.id)})
+        session.commit()
+        body = {"user": user.to_dict()}
+        self._relay_outbox()
+        log.info("user signed up")
+        return 201, body
+
+    @http("POST", "/api/users/login")
+    def login(self, request):
+        data = load_json(LoginSchema(), request)
+        email = data["email"].strip()
+        if self.throttle.is_locked(email):
+            raise errors.TooManyRequests("Too many failed logins for this account; try again later")
+        user = self._find_by_email(email)
+        # Unknown emails are checked against a dummy hash: same answer, similar time.
+        password_hash = user.password_hash if user else self.passwords.dummy.value
+        if not verify_password(data["password"], password_hash) or user is None:
+            self.throttle.record_failure(email)
+            raise errors.InvalidCredentials()
+        self.throttle.reset(email)
+        logs.bind(user_id=user.id)
+        return 200, self.tokens.issue(user.id)
+
+    @http("GET", "/api/users/me")
+    def me(self, request):
+        user = self._user_or_none(self.auth.user_id(request))
+        if user is None:
+            raise errors.Unauthorized("The account no longer exists")
+        return 200, {"user": user.to_dict()}
+
+    @rpc
+    def get_user(self, user_id):
+        """The public fields of one user (for emails); raises NotFound."""
+        user_id = str(load(UserIdSchema(), {"user_id": user_id})["user_id"])
+        user = self._user_or_none(user_id)
+        if user is None:
+            raise errors.NotFound(f"No user {user_id}")
+        return user.to_dict()
+
+    @http("GET", "/healthz")
+    def healthz(self, request):
+        return health_response(self.name, self._checks())
+
+    @rpc
+    def health(self):
+        return health_response(self.name, self._checks())[1]
+
+    @http("GET", "/healthz/suite")
+    def suite_health(self, request):
+        """The gateway's /healthz: this service and each peer, asked over RPC, concurrently."""
+        def ask(service_name):
+            try:
+                return service_name, getattr(self, service_name).health()
+            except Exception as exc:  # a peer that cannot answer is reported, not raised
+                return service_name, {"status": "unavailable", "error": type(exc).__name__}
+
+        pool = eventlet.GreenPool(len(PEER_SERVICES))
+        services = dict(pool.imap(ask, PEER_SERVICES))
+        services[self.name] = health_response(self.name, self._checks())[1]
+        failing = sorted(name for name, report in services.items() if report.get("status") != "ok")
+        status = "ok" if not failing else "unavailable"
+        return (200 if not failing else 503), {"status": status, "failing": failing, "services": services}
+
+    @timer(interval=2)
+    def relay_outbox(self):
+        self._relay_outbox()
+
+    def _relay_outbox(self):
+        try:
+            OUTBOX.publish_pending(lambda: self.db.get_session(close_on_exit=True), self.dispatch)
+        except Exception as exc:  # the relay retries on its next run
+            log.warning("outbox relay failed: %s", exc)
+
+    def _checks(self):
+        return {
+            "database": lambda: self.db.session.execute(select(1)),
+            "redis": self.throttle.ping,
+            "amqp": check_amqp(self.config["AMQP_URI"]),
+        }
+
+    def _find_by_email(self, email):
+        return self.db.session.scalars(select(User).where(func.lower(User.email) == email.lower())).first()
+
+    def _user_or_none(self, user_id):
+        try:
+            user_id = uuid.UUID(str(user_id))
+        except ValueError:
+            return None
+        return self.db.session.get(User, user_id)

@@ -1,0 +1,33 @@
+"""Access tokens: EdDSA-signed JWTs; the other services verify them with the public key only."""
+import time
+import uuid
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+
+from shared.auth import ALGORITHM, key_id
+from shared.config import resolve_path
+
+
+class TokenIssuer:
+    def __init__(self, private_key_path, issuer, audience, ttl_seconds):
+        self.private_key = serialization.load_pem_private_key(
+            resolve_path(private_key_path).read_bytes(), password=None
+        )
+        self.kid = key_id(self.private_key.public_key())
+        self.issuer = issuer
+        self.audience = audience
+        self.ttl_seconds = ttl_seconds
+
+    def issue(self, user_id):
+        now = int(time.time())
+        claims = {
+            "sub": str(user_id),
+            "iss": self.issuer,
+            "aud": self.audience,
+            "iat": now,
+            "exp": now + self.ttl_seconds,
+            "jti": uuid.uuid4().hex,
+        }
+        token = jwt.encode(claims, self.private_key, algorithm=ALGORITHM, headers={"kid": self.kid})
+        return {"access_token": token, "token_type": "Bearer", "expires_in": self.ttl_seconds}
