@@ -15,9 +15,9 @@ _log_context = contextvars.ContextVar("log_context", default={})
 
 
 def set_service_name(name):
+    """OTEL_SERVICE_NAME, when the operator set one, names the service in logs as in traces."""
     global _service_name
-    if not os.environ.get("OTEL_SERVICE_NAME"):
-        _service_name = name
+    _service_name = os.environ.get("OTEL_SERVICE_NAME") or name
 
 
 def bind(**ids):

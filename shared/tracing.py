@@ -218,11 +218,17 @@ class EventDispatcher(nameko_events.EventDispatcher):
 
 
 class RpcProxy(nameko_rpc.RpcProxy):
-    """nameko's RPC proxy with a client span per call and a timeout (2.14 waits forever)."""
+    """nameko's RPC proxy with a client span per call and a timeout (2.14 waits forever).
+    Without an explicit `timeout`, RPC_TIMEOUT_SECONDS from the configuration applies."""
 
-    def __init__(self, target_service, timeout=10, **options):
+    def __init__(self, target_service, timeout=None, **options):
         self.timeout = timeout
         super().__init__(target_service, **options)
+
+    def setup(self):
+        if self.timeout is None:
+            self.timeout = float(self.container.config.get("RPC_TIMEOUT_SECONDS") or 10)
+        super().setup()
 
     def get_dependency(self, worker_ctx):
         return _TracedServiceProxy(

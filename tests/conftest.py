@@ -38,9 +38,10 @@ def rabbitmqctl(*args):
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def amqp_uri():
-    vhost = f"test_{RUN_ID}"
+    """A vhost of its own per test: durable queues left by one test never feed the next."""
+    vhost = f"test_{RUN_ID}_{uuid.uuid4().hex[:8]}"
     rabbitmqctl("add_vhost", vhost)
     rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     yield f"pyamqp://guest:guest@127.0.0.1:5672/{vhost}"
@@ -88,11 +89,10 @@ def key_files(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def base_config(amqp_uri, database_url, redis_url, key_files):
+def base_config(database_url, redis_url, key_files):
     config = load_config()
     config.pop("LOGGING", None)
     config.update(
-        AMQP_URI=amqp_uri,
         DATABASE_URL=database_url,
         REDIS_URL=redis_url,
         JWT_PRIVATE_KEY_FILE=key_files[0],
@@ -104,11 +104,12 @@ def base_config(amqp_uri, database_url, redis_url, key_files):
 
 
 @pytest.fixture
-def config(base_config, tmp_path, redis_url):
-    """A fresh configuration per test: own storage and outbox folders, an empty Redis db."""
+def config(base_config, tmp_path, redis_url, amqp_uri):
+    """A fresh configuration per test: own vhost, storage and outbox folders, an empty Redis db."""
     redis.Redis.from_url(redis_url).flushdb()
     return {
         **base_config,
+        "AMQP_URI": amqp_uri,
         "STORAGE_DIR": str(tmp_path / "storage"),
         "MAIL_OUTBOX_DIR": str(tmp_path / "outbox"),
         "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",

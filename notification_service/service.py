@@ -1,0 +1,105 @@
+"""notification_service: turns user and image events into emails.
+
+- `user_service.user_registered` -> a welcome email to the new address.
+- `upload_service.image_completed` / `image_failed` -> one email to the image's owner, whose address
+  comes from `user_service.get_user` over RPC.
+
+Events are delivered at least once. Each email's Message-ID is derived from its event
+(`<image-ready.{image_id}@domain>`), so a redelivery produces the same message: the outbox overwrites
+its own file, and a mail server or client that deduplicates by Message-ID sees one message.
+An owner that no longer exists is logged and the event dropped; a failed delivery raises
+`MailDeliveryError` (logged without addresses) and the event is not retried yet.
+"""
+import logging
+
+from nameko.dependency_providers import Config
+from nameko.events import event_handler
+from nameko.rpc import rpc
+
+from notification_service import templates
+from notification_service.mailer import Mailer
+from shared import errors, logs
+from shared.health import check_amqp, health_response
+from shared.http import http
+from shared.tracing import RpcProxy, Tracing
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GATEWAY_PORT = 8080
+
+def public_base_url(config):
+    """Where a reader's browser reaches the gateway: `PUBLIC_BASE_URL`, else the local gateway."""
+    base_url = config.get("PUBLIC_BASE_URL") or f"http://127.0.0.1:{config.get('GATEWAY_PORT') or DEFAULT_GATEWAY_PORT}"
+    return str(base_url).rstrip("/")
+
+
+def absolute_url(config, path):
+    """upload_service gives a path (`/api/images/<id>/download`); a reader needs a full URL."""
+    path = str(path or "")
+    return path if path.startswith(("http://", "https://")) else public_base_url(config) + "/" + path.lstrip("/")
+
+
+class NotificationService:
+    name = "notification_service"
+
+    tracing = Tracing()
+    config = Config()
+    mailer = Mailer()
+    users = RpcProxy("user_service")  # timeout: RPC_TIMEOUT_SECONDS
+
+    @event_handler("user_service", "user_registered")
+    def send_welcome(self, payload):
+        user_id = payload.get("user_id") or payload.get("id")
+        logs.bind(user_id=user_id)
+        if not payload.get("email"):
+            log.error("user_registered event without an email address: dropped")
+            return
+        user = {"id": user_id, "name": payload.get("name"), "email": payload["email"]}
+        self._send(templates.welcome, user)
+
+    @event_handler("upload_service", "image_completed")
+    def send_image_ready(self, payload):
+        user = self._owner(payload)
+        if user is None:
+            return
+        download_url = absolute_url(self.config, (payload.get("output") or {}).get("download_url"))
+        self._send(templates.image_ready, user, payload, download_url)
+
+    @event_handler("upload_service", "image_failed")
+    def send_image_failed(self, payload):
+        user = self._owner(payload)
+        if user is None:
+            return
+        self._send(templates.image_failed, user, payload)
+
+    @http("GET", "/healthz")
+    def healthz(self, request):
+        return health_response(self.name, self._checks())
+
+    @rpc
+    def health(self):
+        return health_response(self.name, self._checks())[1]
+
+    def _owner(self, payload):
+        """The image owner's {id, name, email}, or None (logged) when there is no one to write to."""
+        logs.bind(user_id=payload.get("user_id"), image_id=payload.get("image_id"))
+        if not payload.get("user_id") or not payload.get("image_id"):
+            log.error("image event without user_id or image_id: dropped")
+            return None
+        try:
+            return self.users.get_user(payload["user_id"])
+        except (errors.NotFound, errors.ValidationError):
+            log.warning("the image's owner no longer exists: no email sent")
+            return None
+
+    def _send(self, template, *args):
+        mail_from = self.config.get("MAIL_FROM") or templates.DEFAULT_MAIL_FROM
+        try:
+            message = template(*args, mail_from=mail_from)
+        except ValueError as exc:  # e.g. an address that is not exactly one valid mailbox
+            log.error("cannot build the %s email (%s): dropped", template.__name__, type(exc).__name__)
+            return
+        self.mailer.send(message)
+
+    def _checks(self):
+        return {"amqp": check_amqp(self.config["AMQP_URI"]), "smtp": self.mailer.check}

@@ -1,0 +1,97 @@
+"""process_service: runs each uploaded image's pipeline and reports the result by event.
+
+Stateless: any number of processes (on any host that sees the same storage and broker) share the
+work through the broker's queue. Pillow runs in native threads, within a per-process pixel budget,
+so the event loop and AMQP heartbeats go on while images are decoded.
+"""
+import logging
+import os
+
+from nameko.dependency_providers import Config
+from nameko.events import event_handler
+from nameko.extensions import DependencyProvider
+from nameko.rpc import rpc
+
+from shared import logs
+from shared.budget import PixelBudget
+from shared.config import resolve_path
+from shared.health import check_amqp, health_response
+from shared.http import http
+from shared.tracing import EventDispatcher, Tracing, run_in_thread, tracer
+from process_service.pipeline import PipelineError, process_image
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PROCESS_BUDGET_PIXELS = 150_000_000
+
+
+class Workbench(DependencyProvider):
+    """Where images are read and written, and how many pixels may be in memory at once."""
+
+    def setup(self):
+        config = self.container.config
+        self.storage_root = resolve_path(config["STORAGE_DIR"])
+        (self.storage_root / "outputs").mkdir(parents=True, exist_ok=True)
+        self.max_pixels = int(config["MAX_IMAGE_PIXELS"])
+        self.budget = PixelBudget(int(config.get("PROCESS_BUDGET_PIXELS") or DEFAULT_PROCESS_BUDGET_PIXELS))
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+    def check_storage(self):
+        if not os.access(self.storage_root / "outputs", os.W_OK):
+            raise PermissionError("outputs folder is not writable")
+
+
+class ProcessService:
+    name = "process_service"
+
+    tracing = Tracing()
+    config = Config()
+    workbench = Workbench()
+    dispatch = EventDispatcher()
+
+    @event_handler("upload_service", "image_uploaded")
+    def process(self, payload):
+        image_id = payload["image_id"]
+        logs.bind(image_id=image_id, user_id=payload.get("user_id"))
+        self.dispatch("image_processing_started", {"image_id": image_id})
+        bench = self.workbench
+        source = bench.storage_root / payload["original_path"]
+        stem = f"outputs/{image_id}"
+        pixels = min(int(payload.get("width", 0)) * int(payload.get("height", 0)), bench.max_pixels)
+        try:
+            with bench.budget.reserve(pixels), tracer().start_as_current_span("pipeline"):
+                result = run_in_thread(
+                    process_image, str(source), payload["operations"], str(bench.storage_root / stem), bench.max_pixels
+                )
+        except PipelineError as exc:
+            log.info("image failed: %s", exc.code)
+            self.dispatch("image_processing_failed", {
+                "image_id": image_id,
+                "error": {"code": exc.code, "message": exc.message},
+            })
+            return
+        output_path = os.path.relpath(result["path"], bench.storage_root)
+        self.dispatch("image_processed", {
+            "image_id": image_id,
+            "output": {
+                "path": output_path,
+                "width": result["width"],
+                "height": result["height"],
+                "format": result["format"],
+                "size_bytes": result["size_bytes"],
+            },
+        })
+        log.info("image processed")
+
+    @http("GET", "/healthz")
+    def healthz(self, request):
+        return health_response(self.name, self._checks())
+
+    @rpc
+    def health(self):
+        return health_response(self.name, self._checks())[1]
+
+    def _checks(self):
+        return {"amqp": check_amqp(self.config["AMQP_URI"]), "storage": self.workbench.check_storage}

@@ -1,0 +1,78 @@
+"""Keeps openapi.yaml's `components.schemas.Operations` equal to the operations declared in code.
+
+    python -m shared.openapi            rewrite openapi.yaml with the generated schema
+    python -m shared.openapi --check    exit 1 (and say so) when openapi.yaml is out of date
+
+The rest of the document is kept as it is, but the file is re-serialised by PyYAML: comments are
+not preserved, so openapi.yaml must not rely on any.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from shared.operations import operations_json_schema
+
+OPENAPI_FILE = Path(__file__).resolve().parent.parent / "openapi.yaml"
+
+
+def generated_operations_schema():
+    """The schema as it reads back from YAML/JSON (lists, not tuples; plain types only)."""
+    return json.loads(json.dumps(operations_json_schema()))
+
+
+def load_document(path=OPENAPI_FILE):
+    with open(path, encoding="utf-8") as stream:
+        return yaml.safe_load(stream)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Writes multi-line text (the descriptions) as `|` blocks instead of escaped one-liners."""
+
+
+def _represent_str(dumper, value):
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def dump_document(document):
+    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
+def is_up_to_date(document):
+    current = document.get("components", {}).get("schemas", {}).get("Operations")
+    return current == generated_operations_schema()
+
+
+def updated_document(document):
+    document.setdefault("components", {}).setdefault("schemas", {})["Operations"] = generated_operations_schema()
+    return document
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m shared.openapi", description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if the file is out of date; change nothing")
+    parser.add_argument("--file", type=Path, default=OPENAPI_FILE, help="the OpenAPI document (default: %(default)s)")
+    args = parser.parse_args(argv)
+
+    document = load_document(args.file)
+    if args.check:
+        if is_up_to_date(document):
+            print(f"{args.file}: up to date")
+            return 0
+        print(f"{args.file}: components.schemas.Operations is out of date; run `python -m shared.openapi`",
+              file=sys.stderr)
+        return 1
+    text = dump_document(updated_document(document))
+    args.file.write_text(text, encoding="utf-8")
+    print(f"{args.file}: components.schemas.Operations regenerated")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

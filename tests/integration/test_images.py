@@ -1,0 +1,248 @@
+"""upload_service and process_service together, against the real broker, database, Redis and disk."""
+import time
+
+import pytest
+from nameko.testing.services import entrypoint_hook
+from PIL import Image as PILImage
+from sqlalchemy import func, select
+
+from process_service.service import ProcessService
+from shared.db import make_engine
+from tests.conftest import CORPUS_DIR
+from tests.support.clients import ImagesClient, issuer_from, new_user_id
+from upload_service.models import Image, OutboxEvent
+from upload_service.service import UploadService
+
+HOPPER = CORPUS_DIR / "good-images" / "hopper.jpg"
+LANDSCAPE_6 = CORPUS_DIR / "good-images" / "Landscape_6.jpg"
+
+
+@pytest.fixture
+def upload_service(container_factory, config):
+    container = container_factory(UploadService, config)
+    container.start()
+    return container
+
+
+@pytest.fixture
+def process_service(container_factory, config):
+    container = container_factory(ProcessService, {**config, "WEB_SERVER_ADDRESS": "127.0.0.1:0"})
+    container.start()
+    return container
+
+
+@pytest.fixture
+def client_for(config, web_url):
+    issuer = issuer_from(config)
+
+    def make(user_id=None):
+        return ImagesClient(web_url, issuer.issue(user_id or new_user_id())["access_token"])
+
+    return make
+
+
+@pytest.fixture
+def db(config):
+    engine = make_engine(config["DATABASE_URL"])
+    yield engine
+    engine.dispose()
+
+
+def stored_files(config):
+    from pathlib import Path
+
+    root = Path(config["STORAGE_DIR"])
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def test_upload_is_processed_and_downloadable(upload_service, process_service, client_for, config):
+    client = client_for()
+    response = client.upload(HOPPER, [{"type": "resize", "width": 64}, {"type": "convert", "format": "png"}])
+    assert response.status_code == 202, response.text
+    image = response.json()["image"]
+    assert image["status"] == "queued"
+    assert (image["width"], image["height"], image["format"]) == (128, 128, "jpeg")
+    assert image["original_filename"] == "photo.jpg"
+    assert image["operations"][0]["fit"] == "contain", "defaults are filled in"
+
+    status = client.wait_until_done(image["id"], timeout=30)
+    assert status["status"] == "completed", status
+    done = client.get(image["id"]).json()["image"]
+    assert done["output"]["width"] == 64 and done["output"]["format"] == "png"
+    assert done["output"]["download_url"] == f"/api/images/{image['id']}/download"
+
+    download = client.download(image["id"])
+    assert download.status_code == 200
+    assert download.headers["Content-Type"] == "image/png"
+    assert download.headers["X-Accel-Redirect"] == f"/_storage/outputs/{image['id']}.png"
+    assert 'filename="photo.png"' in download.headers["Content-Disposition"]
+    with PILImage.open(f"{config['STORAGE_DIR']}/outputs/{image['id']}.png") as output:
+        assert output.size == (64, 64) and output.format == "PNG"
+
+
+def test_exif_orientation_is_applied_and_reported_upright(upload_service, process_service, client_for, config):
+    client = client_for()
+    image = client.upload(LANDSCAPE_6, [{"type": "resize", "width": 300}]).json()["image"]
+    assert client.wait_until_done(image["id"])["status"] == "completed"
+    with PILImage.open(f"{config['STORAGE_DIR']}/outputs/{image['id']}.jpg") as output:
+        assert output.size == (300, 200)
+        assert not output.getexif(), "no EXIF in outputs"
+
+
+def test_another_user_cannot_see_or_touch_an_image(upload_service, client_for):
+    owner, stranger = client_for(), client_for()
+    image_id = owner.upload(HOPPER).json()["image"]["id"]
+    for response in (
+        stranger.get(image_id), stranger.status(image_id, wait=0), stranger.download(image_id), stranger.delete(image_id)
+    ):
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "not_found"
+    assert owner.get(image_id).status_code == 200
+    assert stranger.list().json()["images"] == []
+
+
+def test_download_before_completion_is_409_and_status_does_not_wait_forever(upload_service, client_for):
+    client = client_for()
+    image_id = client.upload(HOPPER).json()["image"]["id"]
+    response = client.download(image_id)
+    assert response.status_code == 409 and response.json()["error"]["code"] == "not_ready"
+    started = time.monotonic()
+    status = client.status(image_id, wait=1)
+    assert status.status_code == 200 and status.json()["status"] == "queued"
+    assert 0.9 < time.monotonic() - started < 5
+
+
+def test_long_poll_returns_as_soon_as_the_image_is_done(upload_service, process_service, client_for):
+    client = client_for()
+    image_id = client.upload(HOPPER, [{"type": "grayscale"}]).json()["image"]["id"]
+    started = time.monotonic()
+    status = client.status(image_id, wait=30).json()
+    assert status["status"] == "completed"
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize(
+    "operations, field",
+    [
+        ('[{"type": "resize"}]', None),
+        ('[{"type": "explode"}]', None),
+        ("{not json", None),
+        ('[{"type": "resize", "width": 0}]', "width"),
+        ('[{"type": "blur", "radius": 1, "extra": true}]', None),
+    ],
+)
+def test_invalid_operations_are_400_and_store_nothing(upload_service, client_for, config, db, operations, field):
+    client = client_for()
+    response = client.upload(HOPPER, operations)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_operations"
+    if field:
+        assert error["details"]["field"] == field
+    assert stored_files(config) == []
+
+
+def test_too_many_operations_is_400(upload_service, client_for):
+    response = client_for().upload(HOPPER, [{"type": "grayscale"}] * 21)
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_operations"
+
+
+@pytest.mark.parametrize(
+    "content, filename, content_type, status, code",
+    [
+        (b"this is not an image at all", "photo.jpg", "image/jpeg", 415, "unsupported_media_type"),
+        (b"", "empty.png", "image/png", 415, "unsupported_media_type"),
+        ((CORPUS_DIR / "bad-images" / "decompression_bomb.gif").read_bytes(), "a.gif", "image/gif", 413, "too_large"),
+        ((CORPUS_DIR / "bad-images" / "truncated_jpeg.jpg").read_bytes(), "a.jpg", "image/jpeg", 415, "unsupported_media_type"),
+        ((CORPUS_DIR / "bad-images" / "eps_zero_bb.eps").read_bytes(), "a.png", "image/png", 415, "unsupported_media_type"),
+    ],
+)
+def test_refused_files_leave_nothing_behind(upload_service, client_for, config, db, content, filename, content_type, status, code):
+    user_id = new_user_id()
+    response = client_for(user_id).upload(content, filename=filename, content_type=content_type)
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == code
+    assert stored_files(config) == []
+    with db.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(Image).where(Image.user_id == user_id)) == 0
+    assert client_for().upload(HOPPER).status_code == 202, "the service keeps answering"
+
+
+def test_upload_without_exactly_one_file_is_400(upload_service, client_for, web_url):
+    import requests
+
+    client = client_for()
+    missing = requests.post(f"{web_url}/api/images/upload", headers=client.headers, data={"operations": "[]"})
+    assert missing.status_code == 400 and missing.json()["error"]["details"] == {"image": ["Missing file."]}
+    content = HOPPER.read_bytes()
+    two = requests.post(
+        f"{web_url}/api/images/upload",
+        headers=client.headers,
+        files=[("image", ("a.jpg", content, "image/jpeg")), ("image", ("b.jpg", content, "image/jpeg"))],
+    )
+    assert two.status_code == 400
+
+
+def test_upload_needs_a_token(upload_service, web_url):
+    import requests
+
+    response = requests.post(f"{web_url}/api/images/upload", files={"image": ("a.jpg", b"x", "image/jpeg")})
+    assert response.status_code == 401 and response.json()["error"]["code"] == "unauthorized"
+
+
+def test_list_is_newest_first_and_paginates_with_a_cursor(upload_service, client_for):
+    client = client_for()
+    ids = [client.upload(HOPPER).json()["image"]["id"] for _ in range(5)]
+    first = client.list(limit=2).json()
+    assert [image["id"] for image in first["images"]] == ids[::-1][:2]
+    second = client.list(limit=2, cursor=first["next_cursor"]).json()
+    third = client.list(limit=2, cursor=second["next_cursor"]).json()
+    assert [image["id"] for image in second["images"] + third["images"]] == ids[::-1][2:]
+    assert third["next_cursor"] is None
+    bad = client.list(cursor="garbage!")
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "validation_error"
+    assert client.list(limit=0).status_code == 400
+
+
+def test_delete_removes_the_record_and_the_files(upload_service, process_service, client_for, config):
+    client = client_for()
+    image_id = client.upload(HOPPER).json()["image"]["id"]
+    assert client.wait_until_done(image_id)["status"] == "completed"
+    assert len(stored_files(config)) == 2
+    assert client.delete(image_id).status_code == 204
+    assert stored_files(config) == []
+    assert client.get(image_id).status_code == 404
+
+
+def test_a_failing_pipeline_marks_the_image_failed(upload_service, process_service, client_for):
+    client = client_for()
+    image_id = client.upload(HOPPER, [{"type": "crop", "left": 100, "top": 100, "width": 100, "height": 100}]).json()[
+        "image"
+    ]["id"]
+    status = client.wait_until_done(image_id)
+    assert status["status"] == "failed"
+    assert status["error"]["code"] == "invalid_crop"
+
+
+def test_a_redelivered_result_changes_nothing_and_announces_once(upload_service, client_for, db):
+    client = client_for()
+    image_id = client.upload(HOPPER).json()["image"]["id"]
+    result = {
+        "image_id": image_id,
+        "output": {"path": f"outputs/{image_id}.jpg", "width": 10, "height": 10, "format": "jpeg", "size_bytes": 99},
+    }
+    failure = {"image_id": image_id, "error": {"code": "decode_error", "message": "late duplicate"}}
+    with entrypoint_hook(upload_service, "on_processed") as on_processed:
+        on_processed(result)
+        on_processed(result)
+    with entrypoint_hook(upload_service, "on_processing_failed") as on_failed:
+        on_failed(failure)
+    assert client.get(image_id).json()["image"]["status"] == "completed", "a final status never goes back"
+    with db.connect() as connection:
+        announced = connection.scalar(
+            select(func.count()).select_from(OutboxEvent).where(
+                OutboxEvent.event_type.in_(["image_completed", "image_failed"]),
+                OutboxEvent.payload["image_id"].as_string() == image_id,
+            )
+        )
+    assert announced == 1

@@ -1,0 +1,130 @@
+"""NotificationService's handlers with the mailer and user_service replaced."""
+from unittest import mock
+
+import pytest
+from nameko.testing.services import worker_factory
+
+from notification_service.mailer import MailDeliveryError
+from notification_service.service import NotificationService, absolute_url, public_base_url
+from shared import errors
+
+CONFIG = {"MAIL_FROM": "Image Service <no-reply@imageproc.example>", "PUBLIC_BASE_URL": "https://images.example/"}
+USER = {"id": "0b5e6d4c-3a2b-4c1d-8e9f-1a2b3c4d5e6f", "name": "Ada", "email": "ada@example.com",
+        "created_at": "2024-05-01T12:00:00+00:00"}
+IMAGE_ID = "6f1c0f0e-1b2a-4c3d-9e8f-0a1b2c3d4e5f"
+COMPLETED = {
+    "image_id": IMAGE_ID, "user_id": USER["id"], "original_filename": "cat.png",
+    "output": {"width": 64, "height": 48, "format": "png", "size_bytes": 1000,
+               "download_url": f"/api/images/{IMAGE_ID}/download"},
+}
+FAILED = {"image_id": IMAGE_ID, "user_id": USER["id"], "original_filename": "cat.png",
+          "error": {"code": "too_large", "message": "The result would be too large"}}
+REGISTERED = {"user_id": USER["id"], "id": USER["id"], "name": "Ada", "email": "ada@example.com",
+              "created_at": USER["created_at"]}
+
+
+@pytest.fixture
+def service():
+    users = mock.Mock(name="users")
+    users.get_user.return_value = USER
+    return worker_factory(NotificationService, config=CONFIG, mailer=mock.Mock(name="mailer"), users=users)
+
+
+def sent(service):
+    assert service.mailer.send.call_count == 1
+    return service.mailer.send.call_args.args[0]
+
+
+def test_user_registered_sends_the_welcome_email_without_asking_user_service(service):
+    service.send_welcome(REGISTERED)
+    message = sent(service)
+    assert message["To"].addresses[0].addr_spec == "ada@example.com"
+    assert message["From"] == CONFIG["MAIL_FROM"]
+    assert message["Message-ID"] == f"<welcome.{USER['id']}@imageproc.example>"
+    service.users.get_user.assert_not_called()
+
+
+def test_image_completed_asks_user_service_for_the_owner_and_links_the_download(service):
+    service.send_image_ready(COMPLETED)
+    service.users.get_user.assert_called_once_with(USER["id"])
+    message = sent(service)
+    assert message["To"].addresses[0].addr_spec == "ada@example.com"
+    assert message["Subject"] == 'Your image "cat.png" is ready'
+    text = message.get_body(("plain",)).get_content()
+    assert f"https://images.example/api/images/{IMAGE_ID}/download" in text
+
+
+def test_image_failed_sends_the_reason(service):
+    service.send_image_failed(FAILED)
+    message = sent(service)
+    assert message["Message-ID"] == f"<image-failed.{IMAGE_ID}@imageproc.example>"
+    assert "The result would be too large" in message.get_body(("plain",)).get_content()
+
+
+@pytest.mark.parametrize("handler, payload", [("send_image_ready", COMPLETED), ("send_image_failed", FAILED)])
+@pytest.mark.parametrize("error", [errors.NotFound("No user"), errors.ValidationError("bad id")])
+def test_an_owner_that_no_longer_exists_is_logged_and_dropped(service, handler, payload, error, caplog):
+    service.users.get_user.side_effect = error
+    getattr(service, handler)(payload)  # returns: the event is acked, not retried
+    service.mailer.send.assert_not_called()
+    assert "owner no longer exists" in caplog.text
+
+
+def test_user_service_unavailable_propagates(service):
+    service.users.get_user.side_effect = errors.ServiceUnavailable("user_service did not answer in time")
+    with pytest.raises(errors.ServiceUnavailable):
+        service.send_image_ready(COMPLETED)
+    service.mailer.send.assert_not_called()
+
+
+def test_a_failed_delivery_propagates(service):
+    service.mailer.send.side_effect = MailDeliveryError("welcome mail <welcome.x@y>: SMTPDataError 421")
+    with pytest.raises(MailDeliveryError):
+        service.send_welcome(REGISTERED)
+
+
+@pytest.mark.parametrize("handler, payload", [
+    ("send_welcome", {**REGISTERED, "email": None}),
+    ("send_welcome", {**REGISTERED, "email": "two@example.com, addresses@example.com"}),
+    ("send_image_ready", {**COMPLETED, "user_id": None}),
+    ("send_image_failed", {**FAILED, "image_id": None}),
+])
+def test_malformed_events_are_logged_and_dropped(service, handler, payload, caplog):
+    getattr(service, handler)(payload)
+    service.mailer.send.assert_not_called()
+    assert "dropped" in caplog.text
+
+
+def test_an_owner_with_an_unusable_address_is_dropped(service, caplog):
+    service.users.get_user.return_value = {**USER, "email": "not an address"}
+    service.send_image_failed(FAILED)
+    service.mailer.send.assert_not_called()
+    assert "dropped" in caplog.text and "not an address" not in caplog.text
+
+
+def test_a_redelivered_event_builds_the_same_message_id(service):
+    service.send_image_ready(COMPLETED)
+    service.send_image_ready(COMPLETED)
+    first, second = (call.args[0] for call in service.mailer.send.call_args_list)
+    assert first["Message-ID"] == second["Message-ID"] == f"<image-ready.{IMAGE_ID}@imageproc.example>"
+
+
+def test_public_base_url_defaults_to_the_local_gateway():
+    assert public_base_url({}) == "http://127.0.0.1:8080"
+    assert public_base_url({"GATEWAY_PORT": 9090}) == "http://127.0.0.1:9090"
+    assert public_base_url({"PUBLIC_BASE_URL": "https://x.example/"}) == "https://x.example"
+
+
+def test_download_paths_become_absolute_urls():
+    config = {"PUBLIC_BASE_URL": "https://x.example/"}
+    assert absolute_url(config, "/api/images/1/download") == "https://x.example/api/images/1/download"
+    assert absolute_url(config, "https://cdn.example/1") == "https://cdn.example/1"
+
+
+def test_health_reports_each_dependency(service):
+    service.config = {"AMQP_URI": "memory://"}
+    service.mailer.check.side_effect = OSError("refused")
+    with mock.patch("notification_service.service.check_amqp", return_value=lambda: None):
+        report = service.health()
+    assert report == {"service": "notification_service", "status": "unavailable",
+                      "checks": {"amqp": "ok", "smtp": "error: OSError"}}

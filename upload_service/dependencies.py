@@ -1,0 +1,56 @@
+"""upload_service's DependencyProviders: storage on disk, status in Redis, limits from config."""
+import redis
+from nameko.extensions import DependencyProvider
+
+from shared.budget import PixelBudget
+from upload_service.status import StatusCache, StatusNotifier
+from upload_service.storage import Storage
+
+# How many pixels one process may be decoding at once while validating uploads (~4 bytes each).
+DEFAULT_DECODE_BUDGET_PIXELS = 100_000_000
+
+
+class ImageStorage(DependencyProvider):
+    def setup(self):
+        self.storage = Storage(self.container.config["STORAGE_DIR"])
+
+    def get_dependency(self, worker_ctx):
+        return self.storage
+
+
+class ImageStatus(DependencyProvider):
+    """The status cache for workers, and the process's one subscription for long-poll wake-ups."""
+
+    def setup(self):
+        url = self.container.config["REDIS_URL"]
+        options = {"decode_responses": True, "socket_connect_timeout": 1, "health_check_interval": 10}
+        self.client = redis.Redis.from_url(url, socket_timeout=1, **options)
+        # The subscriber blocks on reads between messages: no read timeout there.
+        self.notifier = StatusNotifier(redis.Redis.from_url(url, **options))
+        self.cache = StatusCache(self.client)
+
+    def start(self):
+        self._subscriber = self.container.spawn_managed_thread(self.notifier.run, identifier="status_subscriber")
+
+    def stop(self):
+        self.notifier.stop()
+        self._subscriber.kill()
+
+    def kill(self):
+        self.notifier.stop()
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+
+class Limits(DependencyProvider):
+    def setup(self):
+        config = self.container.config
+        self.max_upload_bytes = int(config["MAX_UPLOAD_BYTES"])
+        self.max_image_pixels = int(config["MAX_IMAGE_PIXELS"])
+        self.max_operations = int(config["MAX_OPERATIONS"])
+        self.max_wait_seconds = float(config["LONG_POLL_MAX_SECONDS"])
+        self.decode_budget = PixelBudget(int(config.get("DECODE_BUDGET_PIXELS") or DEFAULT_DECODE_BUDGET_PIXELS))
+
+    def get_dependency(self, worker_ctx):
+        return self

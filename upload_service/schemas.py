@@ -1,0 +1,91 @@
+"""Validation of upload_service's inputs and the JSON shape of an image."""
+import base64
+import binascii
+import datetime as dt
+import json
+import uuid
+
+from marshmallow import Schema, fields, validate
+
+from shared import errors
+from upload_service.models import COMPLETED, FAILED
+
+DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 20, 100
+DEFAULT_WAIT_SECONDS = 30
+
+
+class ListQuerySchema(Schema):
+    limit = fields.Integer(load_default=DEFAULT_PAGE_SIZE, validate=validate.Range(min=1, max=MAX_PAGE_SIZE))
+    cursor = fields.String(load_default=None, validate=validate.Length(max=200))
+
+
+def status_query_schema(max_wait):
+    class StatusQuerySchema(Schema):
+        wait = fields.Float(
+            load_default=min(DEFAULT_WAIT_SECONDS, max_wait),
+            validate=validate.Range(min=0, max=max_wait),
+            allow_nan=False,
+        )
+
+    return StatusQuerySchema()
+
+
+def parse_image_id(value):
+    """Image ids are UUIDs; anything else cannot name an image, so it is simply not found."""
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise errors.NotFound("No such image")
+
+
+def encode_cursor(image):
+    raw = json.dumps([image.created_at.isoformat(), str(image.id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor):
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created_at, image_id = json.loads(base64.urlsafe_b64decode(padded))
+        return dt.datetime.fromisoformat(created_at), uuid.UUID(image_id)
+    except (ValueError, TypeError, binascii.Error):
+        raise errors.ValidationError("The cursor is not valid", {"cursor": ["Not a cursor from this API."]})
+
+
+def download_url(image):
+    return f"/api/images/{image.id}/download"
+
+
+def image_to_dict(image):
+    body = {
+        "id": str(image.id),
+        "status": image.status,
+        "original_filename": image.original_filename,
+        "operations": image.operations,
+        "created_at": image.created_at.isoformat(),
+        "updated_at": image.updated_at.isoformat(),
+        "width": image.width,
+        "height": image.height,
+        "format": image.format,
+        "size_bytes": image.size_bytes,
+    }
+    if image.status == COMPLETED:
+        body["output"] = {
+            "width": image.output_width,
+            "height": image.output_height,
+            "format": image.output_format,
+            "size_bytes": image.output_size_bytes,
+            "download_url": download_url(image),
+        }
+    if image.status == FAILED:
+        body["error"] = {"code": image.error_code, "message": image.error_message}
+    return body
+
+
+def status_to_dict(image):
+    body = {"id": str(image.id), "status": image.status, "updated_at": image.updated_at.isoformat()}
+    full = image_to_dict(image)
+    for key in ("output", "error"):
+        if key in full:
+            body[key] = full[key]
+    return body

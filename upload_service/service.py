@@ -1,0 +1,325 @@
+"""upload_service: takes uploads with their operations, keeps their records, answers status
+(long-polled), serves downloads through nginx, and learns results from process_service."""
+import datetime as dt
+import json
+import logging
+import time
+import uuid
+from urllib.parse import quote
+
+from nameko.dependency_providers import Config
+from nameko.events import event_handler
+from nameko.rpc import rpc
+from nameko.timer import timer
+from sqlalchemy import select, tuple_, update
+from werkzeug.wrappers import Response
+
+from shared import errors, imaging, logs
+from shared.auth import Auth
+from shared.db import Database
+from shared.health import check_amqp, health_response
+from shared.http import http
+from shared.operations import validate_operations
+from shared.outbox import Outbox
+from shared.tracing import EventDispatcher, Tracing, run_in_thread
+from shared.validation import load
+from upload_service.dependencies import ImageStatus, ImageStorage, Limits
+from upload_service.models import COMPLETED, FAILED, FINAL_STATUSES, PROCESSING, QUEUED, Base, Image, OutboxEvent
+from upload_service.schemas import (
+    ListQuerySchema,
+    decode_cursor,
+    encode_cursor,
+    image_to_dict,
+    parse_image_id,
+    status_query_schema,
+    status_to_dict,
+)
+from upload_service.storage import safe_filename
+
+log = logging.getLogger(__name__)
+
+OUTBOX = Outbox(OutboxEvent)
+# Room for the multipart framing and the operations field around the file itself.
+MULTIPART_OVERHEAD_BYTES = 1024 * 1024
+
+
+def utcnow():
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class UploadService:
+    name = "upload_service"
+
+    tracing = Tracing()
+    config = Config()
+    db = Database(Base, "UPLOAD_DATABASE_URL")
+    auth = Auth()
+    storage = ImageStorage()
+    status = ImageStatus()
+    limits = Limits()
+    dispatch = EventDispatcher()
+
+    # -- the public API ------------------------------------------------------------------------
+
+    @http("POST", "/api/images/upload")
+    def upload(self, request):
+        user_id = self.auth.user_id(request)
+        logs.bind(user_id=user_id)
+        request.max_content_length = self.limits.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
+        upload = self._single_file(request)
+        operations = validate_operations(
+            self._operations_field(request.form.get("operations")), self.limits.max_operations
+        )
+
+        image_id = uuid.uuid4()
+        logs.bind(image_id=image_id)
+        original_path, size = self.storage.save_original(image_id, upload.stream, self.limits.max_upload_bytes)
+        try:
+            info = self._inspect(self.storage.path(original_path))
+            image = Image(
+                id=image_id,
+                user_id=user_id,
+                status=QUEUED,
+                original_filename=safe_filename(upload.filename),
+                operations=operations,
+                original_path=original_path,
+                width=info["width"],
+                height=info["height"],
+                format=info["format"],
+                size_bytes=size,
+            )
+            session = self.db.session
+            session.add(image)
+            OUTBOX.add(session, "image_uploaded", {
+                "image_id": str(image_id),
+                "user_id": str(user_id),
+                "original_path": original_path,
+                "format": info["format"],
+                "width": info["width"],
+                "height": info["height"],
+                "operations": operations,
+            })
+            session.commit()
+        except BaseException:
+            # Refused or failed: nothing stays behind, neither the file nor a row.
+            self.db.session.rollback()
+            self.storage.remove(original_path)
+            raise
+        self.status.cache.set(image_id, QUEUED)
+        self._relay_outbox()
+        log.info("image accepted", extra={"format": info["format"], "operations": len(operations)})
+        return 202, {"image": image_to_dict(image)}
+
+    @http("GET", "/api/images/status/<image_id>")
+    def image_status(self, request, image_id):
+        user_id = self.auth.user_id(request)
+        wait = load(status_query_schema(self.limits.max_wait_seconds), request.args)["wait"]
+        image = self._owned_image(image_id, user_id)
+        if image.status in FINAL_STATUSES or wait <= 0:
+            return 200, status_to_dict(image)
+        # Hold no database connection while waiting: a thousand waiters must not drain the pool.
+        self.db.session.close()
+        deadline = time.monotonic() + wait
+        with self.status.notifier.listening(str(image.id)) as wait_for_change:
+            while not self._is_done(image.id):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                wait_for_change(remaining)
+        return 200, status_to_dict(self._owned_image(image_id, user_id))
+
+    @http("GET", "/api/images/<image_id>")
+    def get_image(self, request, image_id):
+        user_id = self.auth.user_id(request)
+        return 200, {"image": image_to_dict(self._owned_image(image_id, user_id))}
+
+    @http("GET", "/api/images")
+    def list_images(self, request):
+        user_id = self.auth.user_id(request)
+        query = load(ListQuerySchema(), request.args)
+        statement = (
+            select(Image)
+            .where(Image.user_id == user_id)
+            .order_by(Image.created_at.desc(), Image.id.desc())
+            .limit(query["limit"] + 1)
+        )
+        if query["cursor"]:
+            created_at, last_id = decode_cursor(query["cursor"])
+            statement = statement.where(tuple_(Image.created_at, Image.id) < tuple_(created_at, last_id))
+        images = self.db.session.scalars(statement).all()
+        page, more = images[: query["limit"]], len(images) > query["limit"]
+        return 200, {
+            "images": [image_to_dict(image) for image in page],
+            "next_cursor": encode_cursor(page[-1]) if more else None,
+        }
+
+    @http("GET", "/api/images/<image_id>/download")
+    def download(self, request, image_id):
+        """Authorizes, then lets nginx stream the file from its internal /_storage/ location."""
+        user_id = self.auth.user_id(request)
+        image = self._owned_image(image_id, user_id)
+        if image.status != COMPLETED:
+            raise errors.NotReady(details={"status": image.status})
+        stem = image.original_filename.rsplit(".", 1)[0] or "image"
+        filename = f"{stem}.{imaging.EXTENSIONS[image.output_format]}"
+        return Response(
+            status=200,
+            headers={
+                "X-Accel-Redirect": f"/_storage/{image.output_path}",
+                "Content-Type": imaging.MIME_TYPES[image.output_format],
+                "Content-Disposition": content_disposition(filename),
+                "Cache-Control": "private, max-age=3600",
+            },
+        )
+
+    @http("DELETE", "/api/images/<image_id>")
+    def delete_image(self, request, image_id):
+        user_id = self.auth.user_id(request)
+        image = self._owned_image(image_id, user_id)
+        files = (image.original_path, image.output_path)
+        self.db.session.delete(image)
+        self.db.session.commit()
+        self.storage.remove(*files)
+        self.status.cache.delete(image.id)
+        return 204, None
+
+    # -- results from process_service -----------------------------------------------------------
+
+    @event_handler("process_service", "image_processing_started")
+    def on_processing_started(self, payload):
+        image_id = parse_image_id(payload["image_id"])
+        changed = self.db.session.execute(
+            update(Image)
+            .where(Image.id == image_id, Image.status == QUEUED)
+            .values(status=PROCESSING, updated_at=utcnow())
+        ).rowcount
+        self.db.session.commit()
+        if changed:
+            self.status.cache.set(image_id, PROCESSING)
+
+    @event_handler("process_service", "image_processed")
+    def on_processed(self, payload):
+        output = payload["output"]
+        self._finish(payload["image_id"], COMPLETED, {
+            "output_path": output["path"],
+            "output_width": output["width"],
+            "output_height": output["height"],
+            "output_format": output["format"],
+            "output_size_bytes": output["size_bytes"],
+        }, orphan_file=output["path"])
+
+    @event_handler("process_service", "image_processing_failed")
+    def on_processing_failed(self, payload):
+        error = payload["error"]
+        self._finish(payload["image_id"], FAILED, {
+            "error_code": error["code"],
+            "error_message": error["message"][:500],
+        })
+
+    def _finish(self, image_id, status, values, orphan_file=None):
+        """Moves an image to a final status exactly once; a redelivered result changes nothing,
+        and a final status never goes back. The owner's email is announced in the same commit."""
+        image_id = parse_image_id(image_id)
+        logs.bind(image_id=image_id)
+        session = self.db.session
+        image = session.scalars(select(Image).where(Image.id == image_id).with_for_update()).first()
+        if image is None:
+            # Deleted while it was processed: the result has no owner any more.
+            self.storage.remove(orphan_file)
+            return
+        if image.status in FINAL_STATUSES:
+            session.rollback()
+            return
+        for key, value in values.items():
+            setattr(image, key, value)
+        image.status = status
+        image.updated_at = utcnow()
+        event = {
+            "image_id": str(image.id),
+            "user_id": str(image.user_id),
+            "original_filename": image.original_filename,
+        }
+        event.update({"output": image_to_dict(image)["output"]} if status == COMPLETED else {"error": image_to_dict(image)["error"]})
+        OUTBOX.add(session, "image_completed" if status == COMPLETED else "image_failed", event)
+        session.commit()
+        self.status.cache.set(image_id, status)
+        self._relay_outbox()
+        log.info("image %s", status)
+
+    # -- operations -----------------------------------------------------------------------------
+
+    @timer(interval=2)
+    def relay_outbox(self):
+        self._relay_outbox()
+
+    @http("GET", "/healthz")
+    def healthz(self, request):
+        return health_response(self.name, self._checks())
+
+    @rpc
+    def health(self):
+        return health_response(self.name, self._checks())[1]
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _relay_outbox(self):
+        try:
+            OUTBOX.publish_pending(lambda: self.db.get_session(close_on_exit=True), self.dispatch)
+        except Exception as exc:  # the relay retries on its next run
+            log.warning("outbox relay failed: %s", exc)
+
+    def _checks(self):
+        return {
+            "database": lambda: self.db.session.execute(select(1)),
+            "redis": self.status.client.ping,
+            "amqp": check_amqp(self.config["AMQP_URI"]),
+            "storage": self.storage.check_writable,
+        }
+
+    def _single_file(self, request):
+        files = request.files.getlist("image")
+        if len(files) != 1:
+            raise errors.ValidationError(
+                "Send exactly one file in the multipart field 'image'",
+                {"image": ["Exactly one file is required." if files else "Missing file."]},
+            )
+        return files[0]
+
+    @staticmethod
+    def _operations_field(raw):
+        if raw is None or raw.strip() == "":
+            return []
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise errors.InvalidOperations("'operations' is not valid JSON", {"reason": "invalid JSON"})
+
+    def _inspect(self, path):
+        """Decodes the upload once, in a native thread, within the process's pixel budget."""
+        width, height = imaging.header_size(path)
+        with self.limits.decode_budget.reserve(min(width * height, self.limits.max_image_pixels)):
+            return run_in_thread(imaging.inspect_image, path, self.limits.max_image_pixels)
+
+    def _owned_image(self, image_id, user_id):
+        """The image if it is this user's; any other image is indistinguishable from none."""
+        image = self.db.session.get(Image, parse_image_id(image_id))
+        if image is None or str(image.user_id) != str(user_id):
+            raise errors.NotFound("No such image")
+        logs.bind(image_id=image.id)
+        return image
+
+    def _is_done(self, image_id):
+        if self.status.notifier.subscribed:
+            cached = self.status.cache.get(image_id)
+            if cached is not None:
+                return cached in FINAL_STATUSES
+        status = self.db.session.scalar(select(Image.status).where(Image.id == image_id))
+        self.db.session.close()
+        return status is None or status in FINAL_STATUSES
+
+
+def content_disposition(filename):
+    """attachment; with an ASCII fallback and the exact name in RFC 5987 form."""
+    ascii_name = filename.encode("ascii", "ignore").decode() or "image"
+    ascii_name = ascii_name.replace('"', "").replace("\\", "")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"

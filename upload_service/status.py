@@ -1,0 +1,125 @@
+"""Image status in Redis, and long-poll wake-ups.
+
+Redis is a cache and a doorbell, never the record: PostgreSQL holds the status. Every change is
+written to `image-status:<id>` and published on one channel. Each upload_service process keeps ONE
+subscription to that channel and wakes its local waiters (an eventlet Event per long-poll), so a
+thousand long-polls cost one Redis connection, and a completion is seen within milliseconds by
+whichever process holds the poll. With Redis away, waiters fall back to polling the database.
+"""
+import logging
+from collections import defaultdict
+from contextlib import contextmanager
+
+import eventlet
+import redis
+from eventlet.event import Event
+
+from upload_service.models import FINAL_STATUSES
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "image-status"
+KEY_TTL_SECONDS = 7 * 24 * 3600
+FALLBACK_POLL_SECONDS = 1.0
+RECONNECT_SECONDS = 1.0
+
+
+def _key(image_id):
+    return f"image-status:{image_id}"
+
+
+class StatusCache:
+    def __init__(self, client):
+        self.client = client
+
+    def get(self, image_id):
+        try:
+            return self.client.get(_key(image_id))
+        except redis.RedisError as exc:
+            log.warning("status cache unavailable: %s", exc)
+            return None
+
+    def set(self, image_id, status):
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.set(_key(image_id), status, ex=KEY_TTL_SECONDS)
+            pipe.publish(CHANNEL, f"{image_id} {status}")
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("status cache unavailable: %s", exc)
+
+    def delete(self, image_id):
+        try:
+            self.client.delete(_key(image_id))
+        except redis.RedisError as exc:
+            log.warning("status cache unavailable: %s", exc)
+
+
+class StatusNotifier:
+    """The process's single subscription, fanning status changes out to local waiters."""
+
+    def __init__(self, client):
+        self.client = client
+        self.waiters = defaultdict(set)
+        self.subscribed = False
+        self._running = False
+
+    def run(self):
+        self._running = True
+        while self._running:
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(CHANNEL)
+                self.subscribed = True
+                for message in pubsub.listen():
+                    self._deliver(message)
+            except (redis.RedisError, OSError) as exc:
+                if self._running:
+                    log.warning("status subscription lost, retrying: %s", exc)
+            finally:
+                self.subscribed = False
+                try:
+                    pubsub.close()
+                except (redis.RedisError, OSError):
+                    pass
+            eventlet.sleep(RECONNECT_SECONDS)
+
+    def stop(self):
+        self._running = False
+
+    def _deliver(self, message):
+        data = message.get("data")
+        if message.get("type") != "message" or not isinstance(data, str):
+            return
+        image_id, _, status = data.partition(" ")
+        # Long-polls return early only when an image is done; other changes need no wake-up.
+        if status in FINAL_STATUSES:
+            self.notify(image_id)
+
+    def notify(self, image_id):
+        for event in self.waiters.pop(image_id, ()):
+            if not event.ready():
+                event.send()
+
+    @contextmanager
+    def listening(self, image_id):
+        """Register before re-reading the status, so that no change between the read and the wait
+        is missed. Yields a `wait(seconds)` that returns early on a change."""
+        event = Event()
+        self.waiters[image_id].add(event)
+
+        def wait(seconds):
+            # Without a live subscription nobody will ring: wake up now and then to re-read.
+            step = seconds if self.subscribed else min(seconds, FALLBACK_POLL_SECONDS)
+            with eventlet.Timeout(step, False):
+                event.wait()
+            return event.ready()
+
+        try:
+            yield wait
+        finally:
+            listeners = self.waiters.get(image_id)
+            if listeners is not None:
+                listeners.discard(event)
+                if not listeners:
+                    self.waiters.pop(image_id, None)
