@@ -161,7 +161,7 @@ class HttpEntrypoint(HttpRequestHandler):
         for cls in type(exc).__mro__:
             if cls in self.mapped_errors:
                 status, code = self.mapped_errors[cls]
-                headers = getattr(exc, "headers", None)
+                headers = {"WWW-Authenticate": 'Bearer realm="imageproc"'} if status == 401 else None
                 return error_response(status, code, exc.message, exc.details, headers=headers)
         if isinstance(exc, HTTPException):
             return error_response(

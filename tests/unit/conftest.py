@@ -51,7 +51,8 @@ def corpus_entries():
 
 def pytest_generate_tests(metafunc):
     """`corpus_entry`: every file of the corpus; `accepted_corpus_entry`: those an upload accepts."""
-    for name, keep in (("corpus_entry", lambda entry: True), ("accepted_corpus_entry", lambda entry: entry.outcome == "accept")):
+    selections = {"corpus_entry": lambda entry: True, "accepted_corpus_entry": lambda entry: entry.outcome == "accept"}
+    for name, keep in selections.items():
         if name in metafunc.fixturenames:
             entries = [entry for entry in corpus_entries() if keep(entry)]
             metafunc.parametrize(name, entries, ids=[entry.file for entry in entries])

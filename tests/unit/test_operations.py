@@ -134,7 +134,12 @@ def test_an_invalid_operation_is_refused_naming_index_type_field_and_reason(oper
 def test_the_details_match_the_contract_example():
     with pytest.raises(errors.InvalidOperations) as raised:
         validate_operations([{"type": "grayscale"}, {"type": "grayscale"}, {"type": "resize", "width": 0}])
-    assert raised.value.details == {"index": 2, "type": "resize", "field": "width", "reason": "must be between 1 and 10000"}
+    assert raised.value.details == {
+        "index": 2,
+        "type": "resize",
+        "field": "width",
+        "reason": "must be between 1 and 10000",
+    }
 
 
 @pytest.mark.parametrize("raw", [{"type": "resize"}, "[]", 5, True])
