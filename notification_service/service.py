@@ -21,6 +21,7 @@ from notification_service.mailer import Mailer
 from shared import errors, logs
 from shared.health import check_amqp, health_response
 from shared.http import http
+from shared.metrics import EntrypointMetrics, metrics_response
 from shared.tracing import RpcProxy, Tracing
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class NotificationService:
     name = "notification_service"
 
     tracing = Tracing()
+    metrics = EntrypointMetrics()
     config = Config()
     mailer = Mailer()
     users = RpcProxy("user_service")  # timeout: RPC_TIMEOUT_SECONDS
@@ -71,6 +73,10 @@ class NotificationService:
         if user is None:
             return
         self._send(templates.image_failed, user, payload)
+
+    @http("GET", "/metrics")
+    def prometheus_metrics(self, request):
+        return metrics_response()
 
     @http("GET", "/healthz")
     def healthz(self, request):

@@ -17,6 +17,7 @@ from shared.budget import PixelBudget
 from shared.config import resolve_path
 from shared.health import check_amqp, health_response
 from shared.http import http
+from shared.metrics import EntrypointMetrics, metrics_response
 from shared.tracing import EventDispatcher, Tracing, run_in_thread, tracer
 from process_service.pipeline import PipelineError, process_image
 
@@ -47,6 +48,7 @@ class ProcessService:
     name = "process_service"
 
     tracing = Tracing()
+    metrics = EntrypointMetrics()
     config = Config()
     workbench = Workbench()
     dispatch = EventDispatcher()
@@ -84,6 +86,10 @@ class ProcessService:
             },
         })
         log.info("image processed")
+
+    @http("GET", "/metrics")
+    def prometheus_metrics(self, request):
+        return metrics_response()
 
     @http("GET", "/healthz")
     def healthz(self, request):

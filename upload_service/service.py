@@ -19,6 +19,7 @@ from shared.auth import Auth
 from shared.db import Database
 from shared.health import check_amqp, health_response
 from shared.http import http
+from shared.metrics import IMAGES_FINISHED, EntrypointMetrics, metrics_response
 from shared.operations import validate_operations
 from shared.outbox import Outbox
 from shared.tracing import EventDispatcher, Tracing, run_in_thread
@@ -51,6 +52,7 @@ class UploadService:
     name = "upload_service"
 
     tracing = Tracing()
+    metrics = EntrypointMetrics()
     config = Config()
     db = Database(Base, "UPLOAD_DATABASE_URL")
     auth = Auth()
@@ -242,6 +244,7 @@ class UploadService:
         event.update({"output": image_to_dict(image)["output"]} if status == COMPLETED else {"error": image_to_dict(image)["error"]})
         OUTBOX.add(session, "image_completed" if status == COMPLETED else "image_failed", event)
         session.commit()
+        IMAGES_FINISHED.labels(status).inc()
         self.status.cache.set(image_id, status)
         self._relay_outbox()
         log.info("image %s", status)
@@ -251,6 +254,10 @@ class UploadService:
     @timer(interval=2)
     def relay_outbox(self):
         self._relay_outbox()
+
+    @http("GET", "/metrics")
+    def prometheus_metrics(self, request):
+        return metrics_response()
 
     @http("GET", "/healthz")
     def healthz(self, request):

@@ -14,6 +14,7 @@ from shared.auth import Auth
 from shared.db import Database
 from shared.health import check_amqp, health_response
 from shared.http import http
+from shared.metrics import EntrypointMetrics, metrics_response
 from shared.outbox import Outbox
 from shared.tracing import EventDispatcher, RpcProxy, Tracing
 from shared.validation import load, load_json
@@ -33,6 +34,7 @@ class UserService:
     name = "user_service"
 
     tracing = Tracing()
+    metrics = EntrypointMetrics()
     config = Config()
     db = Database(Base, "USER_DATABASE_URL")
     auth = Auth()
@@ -95,6 +97,10 @@ class UserService:
         if user is None:
             raise errors.NotFound(f"No user {user_id}")
         return user.to_dict()
+
+    @http("GET", "/metrics")
+    def prometheus_metrics(self, request):
+        return metrics_response()
 
     @http("GET", "/healthz")
     def healthz(self, request):
