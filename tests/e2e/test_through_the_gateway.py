@@ -1,0 +1,99 @@
+"""A user's whole journey through nginx, against the running suite, with real email."""
+import io
+
+import pytest
+import requests
+from PIL import Image
+
+from tests.conftest import CORPUS_DIR
+from tests.support.clients import ImagesClient
+
+pytestmark = pytest.mark.e2e
+
+PHOTO = CORPUS_DIR / "good-images" / "Landscape_1.jpg"
+
+
+def test_signup_login_upload_process_download_and_emails(suite, new_account):
+    user, token = new_account("Ada")
+    welcome = suite.mailbox.wait_for(user["email"])[0]
+    assert "welcome" in welcome["Subject"].lower()
+
+    me = requests.get(f"{suite.url}/api/users/me", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert me.status_code == 200 and me.json()["user"] == user
+
+    images = ImagesClient(suite.url, token)
+    operations = [{"type": "resize", "width": 320, "height": 320, "fit": "cover"}, {"type": "convert", "format": "webp"}]
+    accepted = images.upload(PHOTO, operations, filename="Landscape 1.jpg")
+    assert accepted.status_code == 202, accepted.text
+    image_id = accepted.json()["image"]["id"]
+
+    status = images.wait_until_done(image_id, timeout=60)
+    assert status["status"] == "completed", status
+
+    download = images.download(image_id)
+    assert download.status_code == 200
+    assert download.headers["Content-Type"] == "image/webp"
+    assert "Landscape 1.webp" in download.headers["Content-Disposition"]
+    with Image.open(io.BytesIO(download.content)) as output:
+        assert (output.format, output.size) == ("WEBP", (320, 320))
+
+    ready = suite.mailbox.wait_for(user["email"], count=2)
+    assert any("ready" in message["Subject"].lower() for message in ready)
+
+    _, stranger_token = new_account("Mallory")
+    stranger = ImagesClient(suite.url, stranger_token)
+    for response in (stranger.get(image_id), stranger.status(image_id, wait=0), stranger.download(image_id)):
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "not_found"
+
+
+def test_a_failed_image_tells_its_owner(suite, new_account):
+    user, token = new_account("Barbara")
+    images = ImagesClient(suite.url, token)
+    crop = [{"type": "crop", "left": 5000, "top": 0, "width": 10, "height": 10}]
+    image_id = images.upload(PHOTO, crop).json()["image"]["id"]
+    status = images.wait_until_done(image_id)
+    assert status["status"] == "failed" and status["error"]["code"] == "invalid_crop"
+    messages = suite.mailbox.wait_for(user["email"], count=2)
+    assert any("could not" in message["Subject"].lower() for message in messages)
+
+
+def test_the_gateway_refuses_oversized_bodies_itself_with_json(suite, new_account):
+    _, token = new_account()
+    too_big = b"\0" * (int(26214400) + 2 * 1024 * 1024)
+    response = requests.post(
+        f"{suite.url}/api/images/upload",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/octet-stream"},
+        data=too_big,
+        timeout=60,
+    )
+    assert response.status_code == 413
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert response.json()["error"]["code"] == "too_large"
+
+
+def test_gateway_errors_and_documents_are_json(suite):
+    missing = requests.get(f"{suite.url}/no/such/path", timeout=10)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    assert "nginx/" not in missing.headers.get("Server", "")
+    unauthorized = requests.get(f"{suite.url}/api/images", timeout=10)
+    assert unauthorized.status_code == 401 and unauthorized.json()["error"]["code"] == "unauthorized"
+    spec = requests.get(f"{suite.url}/api/openapi.yaml", timeout=10)
+    assert spec.status_code == 200 and spec.text.startswith("openapi: 3.1")
+    health = requests.get(f"{suite.url}/healthz", timeout=10)
+    assert health.status_code == 200
+    assert health.json()["failing"] == []
+    assert set(health.json()["services"]) == {"user_service", "upload_service", "process_service", "notification_service"}
+
+
+def test_a_client_traceparent_reaches_the_logs(suite, new_account):
+    _, token = new_account()
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    response = requests.get(
+        f"{suite.url}/api/images",
+        headers={"Authorization": f"Bearer {token}", "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"},
+        timeout=10,
+    )
+    assert response.status_code == 200
+    access_log = (suite.env and open(suite.env["GATEWAY_ACCESS_LOG"]).read())
+    assert trace_id in access_log
