@@ -6,7 +6,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PYTHONWARNINGS="ignore:pkg_resources is deprecated"
+    PYTHONWARNINGS="ignore:pkg_resources is deprecated,ignore::Warning:nameko.cli.commands"
 
 WORKDIR /app
 
