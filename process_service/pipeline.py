@@ -22,10 +22,14 @@ import io
 import math
 import os
 import tempfile
+import time
+from contextlib import contextmanager
 
 from PIL import Image, ImageCms, ImageFile
 
 from shared import errors, imaging
+from shared.metrics import OPERATION_SECONDS
+from shared.tracing import tracer
 from shared.operations import OPERATIONS, Context, OperationError, resize_geometry, validate_operations
 
 DEFAULT_QUALITY = {"jpeg": 85, "webp": 80, "avif": 60}
@@ -53,13 +57,26 @@ def process_image(src_path, operations, dst_path_stem, max_pixels):
     operations = _validated(operations)
     with _opened(src_path, max_pixels) as source:
         output_format = _output_format(source, operations)
-        image, operations = _decode_upright(source, operations)
+        with _measured("decode", output_format):
+            image, operations = _decode_upright(source, operations)
         icc_profile = source.info.get("icc_profile") or None
     image, icc_profile = _to_working_mode(image, icc_profile)
     context = Context(output_format=output_format)
     for step in operations:
-        image = _apply(image, step, context, max_pixels)
-    return _encode(image, output_format, _quality(operations), icc_profile, dst_path_stem)
+        with _measured(step["type"], output_format):
+            image = _apply(image, step, context, max_pixels)
+    with _measured("encode", output_format):
+        return _encode(image, output_format, _quality(operations), icc_profile, dst_path_stem)
+
+
+@contextmanager
+def _measured(step_name, output_format):
+    """A span and a duration sample for one step (the caller's trace context came along into this
+    thread with `shared.tracing.run_in_thread`)."""
+    started = time.perf_counter()
+    with tracer().start_as_current_span(f"pipeline.{step_name}", attributes={"image.output_format": output_format.name}):
+        yield
+    OPERATION_SECONDS.labels(step_name, output_format.name).observe(time.perf_counter() - started)
 
 
 def _validated(operations):

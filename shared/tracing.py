@@ -15,6 +15,9 @@ Unset, nothing is exported and nothing is logged about it.
 import contextvars
 import logging
 import os
+import re
+import secrets
+from contextlib import contextmanager
 
 import eventlet
 from eventlet import tpool
@@ -22,12 +25,14 @@ from nameko import events as nameko_events
 from nameko import rpc as nameko_rpc
 from nameko.extensions import DependencyProvider
 from nameko.messaging import HEADER_PREFIX
+from nameko.timer import Timer
 from nameko.web.handlers import HttpRequestHandler
 from opentelemetry import context, propagate, trace
+from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from shared import errors, logs
 
@@ -36,6 +41,9 @@ log = logging.getLogger(__name__)
 TRACER_NAME = "imageproc"
 # The only context keys a worker forwards; broker headers (x-death, retry counts) are dropped.
 PROPAGATED_KEYS = ("traceparent", "tracestate")
+# OpenTelemetry Python's own variable for URLs not to trace (regexes, comma separated): probes and
+# scrapes would otherwise bury the requests that matter.
+DEFAULT_EXCLUDED_URLS = "/healthz,/metrics"
 
 _configured = False
 
@@ -53,6 +61,7 @@ def configure_tracing(service_name):
         if exporter is not None:
             provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
+    RedisInstrumentor().instrument()
 
 
 def _exporter(name):
@@ -81,6 +90,33 @@ def tracer():
 def current_trace_id():
     span_context = trace.get_current_span().get_span_context()
     return format(span_context.trace_id, "032x") if span_context.is_valid else None
+
+
+def _excluded_url_patterns():
+    raw = os.environ.get("OTEL_PYTHON_EXCLUDED_URLS", DEFAULT_EXCLUDED_URLS)
+    return [re.compile(part.strip()) for part in raw.split(",") if part.strip()]
+
+
+def _unsampled_span():
+    # A span that records nothing; children inherit "not sampled" (the default sampler is
+    # parent-based), so SQL, Redis and RPC spans under it are dropped too.
+    span_context = SpanContext(
+        trace_id=int(secrets.token_hex(16), 16),
+        span_id=int(secrets.token_hex(8), 16),
+        is_remote=False,
+        trace_flags=TraceFlags(TraceFlags.DEFAULT),
+    )
+    return NonRecordingSpan(span_context)
+
+
+@contextmanager
+def unsampled():
+    """Runs housekeeping (timers, background loops) without making traces of it."""
+    token = context.attach(trace.set_span_in_context(_unsampled_span()))
+    try:
+        yield
+    finally:
+        context.detach(token)
 
 
 def run_in_thread(fn, *args, **kwargs):
@@ -125,23 +161,36 @@ class Tracing(DependencyProvider):
     def setup(self):
         configure_tracing(self.container.service_name)
         logs.set_service_name(self.container.service_name)
+        self.excluded_urls = _excluded_url_patterns()
 
     def worker_setup(self, worker_ctx):
         carrier = {key: worker_ctx.data[key] for key in PROPAGATED_KEYS if key in worker_ctx.data}
         for key in list(worker_ctx.data):
             if key not in PROPAGATED_KEYS:
                 worker_ctx.data.pop(key)
-        parent = propagate.extract(carrier)
-        kind, name, attributes = _describe_entrypoint(worker_ctx)
-        span = tracer().start_span(name, context=parent, kind=kind, attributes=attributes)
+        if self._untraced(worker_ctx):
+            span, parent = _unsampled_span(), context.get_current()
+        else:
+            parent = propagate.extract(carrier)
+            kind, name, attributes = _describe_entrypoint(worker_ctx)
+            span = tracer().start_span(name, context=parent, kind=kind, attributes=attributes)
         token = context.attach(trace.set_span_in_context(span, parent))
         self._active[worker_ctx] = (span, token)
         logs.clear()
         _write_trace_context(worker_ctx)
 
+    def _untraced(self, worker_ctx):
+        entrypoint = worker_ctx.entrypoint
+        if isinstance(entrypoint, Timer):
+            return True
+        if isinstance(entrypoint, HttpRequestHandler):
+            path = worker_ctx.args[0].path
+            return any(pattern.search(path) for pattern in self.excluded_urls)
+        return False
+
     def worker_result(self, worker_ctx, result=None, exc_info=None):
         span, _ = self._active.get(worker_ctx, (None, None))
-        if span is None:
+        if span is None or not span.is_recording():
             return
         if exc_info is not None:
             exc = exc_info[1]

@@ -14,6 +14,7 @@ import eventlet
 import redis
 from eventlet.event import Event
 
+from shared.tracing import unsampled
 from upload_service.models import FINAL_STATUSES
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,10 @@ class StatusNotifier:
         self._running = False
 
     def run(self):
+        with unsampled():
+            self._listen_forever()
+
+    def _listen_forever(self):
         self._running = True
         while self._running:
             pubsub = self.client.pubsub(ignore_subscribe_messages=True)

@@ -3,6 +3,7 @@ database, vhost, Redis db, storage and SMTP sink, so it never meets a suite a de
 import os
 import signal
 import subprocess
+import sys
 import uuid
 
 import pytest
@@ -10,25 +11,44 @@ import requests
 
 from shared.config import REPO_ROOT
 from tests.conftest import RUN_ID, free_port, rabbitmqctl, wait_until
+from tests.support.spans import SpanStore
 
 E2E_REDIS_DB = int(os.environ.get("TEST_E2E_REDIS_DB", "14"))
 READY_TIMEOUT = 120
 
 
 class Suite:
-    def __init__(self, url, mailbox, storage_dir, log_path, env):
+    def __init__(self, url, mailbox, storage_dir, log_path, env, spans):
         self.url = url
         self.mailbox = mailbox
         self.storage_dir = storage_dir
         self.log_path = log_path
         self.env = env
+        self.spans = spans
 
     def log(self):
         return self.log_path.read_text(errors="replace")
 
 
 @pytest.fixture(scope="session")
-def suite_env(tmp_path_factory, database_url, key_files, smtp_sink):
+def otlp_sink(tmp_path_factory):
+    """A real OTLP/HTTP receiver; the suite exports its spans there as it would to Jaeger."""
+    path = tmp_path_factory.mktemp("otlp") / "spans.jsonl"
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.otlp_sink", "--port", str(port), "--file", str(path)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    process.stdout.readline()  # "listening"
+    yield f"http://127.0.0.1:{port}", SpanStore(path)
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def suite_env(tmp_path_factory, database_url, key_files, smtp_sink, otlp_sink):
     vhost = f"e2e_{RUN_ID}"
     rabbitmqctl("add_vhost", vhost)
     rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
@@ -56,13 +76,17 @@ def suite_env(tmp_path_factory, database_url, key_files, smtp_sink):
         "GATEWAY_SIGNUP_RATE": "6000r/m",
         "GATEWAY_SIGNUP_BURST": "1000",
         "READY_TIMEOUT": str(READY_TIMEOUT),
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_sink[0],
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
     }
     yield env, folder
     rabbitmqctl("delete_vhost", vhost)
 
 
 @pytest.fixture(scope="session")
-def suite(suite_env, smtp_sink):
+def suite(suite_env, smtp_sink, otlp_sink):
     env, folder = suite_env
     log_path = folder / "server.log"
     with open(log_path, "wb") as log_file:
@@ -76,7 +100,7 @@ def suite(suite_env, smtp_sink):
             start_new_session=True,
         )
     url = f"http://127.0.0.1:{env['GATEWAY_PORT']}"
-    suite = Suite(url, smtp_sink.mailbox, folder / "storage", log_path, env)
+    suite = Suite(url, smtp_sink.mailbox, folder / "storage", log_path, env, otlp_sink[1])
 
     def ready():
         if process.poll() is not None:
