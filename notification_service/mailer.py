@@ -27,6 +27,7 @@ from opentelemetry.trace import SpanKind
 
 from notification_service.templates import message_kind
 from shared.config import resolve_path
+from shared.metrics import EMAILS
 from shared.tracing import tracer
 
 log = logging.getLogger(__name__)
@@ -210,12 +211,14 @@ class MailClient:
                 self.transport.deliver(message)
             except Exception as exc:
                 reason, permanent = describe_failure(exc)
+                EMAILS.labels(kind, "failed").inc()
                 log.error(
                     "sending %s mail %s via %s failed: %s", kind, message_id, self.transport.name, reason,
                     extra={"mail_kind": kind, "message_id": message_id, "permanent": permanent},
                 )
                 # Raised without its cause: SMTP errors quote addresses, and nameko logs the traceback.
                 raise MailDeliveryError(f"{kind} mail {message_id}: {reason}", permanent) from None
+        EMAILS.labels(kind, "sent").inc()
         log.info(
             "sent %s mail %s via %s", kind, message_id, self.transport.name,
             extra={"mail_kind": kind, "message_id": message_id},

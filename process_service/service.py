@@ -17,13 +17,15 @@ from shared.budget import PixelBudget
 from shared.config import resolve_path
 from shared.health import check_amqp, health_response
 from shared.http import http
-from shared.metrics import EntrypointMetrics, metrics_response
+from shared.metrics import WORK_WAITING, EntrypointMetrics, metrics_response, queue_depth
 from shared.tracing import EventDispatcher, Tracing, run_in_thread, tracer
 from process_service.pipeline import PipelineError, process_image
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PROCESS_BUDGET_PIXELS = 150_000_000
+# nameko's name for the queue of `process` below: evt-<source>-<event>--<service>.<method>
+PROCESS_QUEUE = "evt-upload_service-image_uploaded--process_service.process"
 
 
 class Workbench(DependencyProvider):
@@ -89,6 +91,10 @@ class ProcessService:
 
     @http("GET", "/metrics")
     def prometheus_metrics(self, request):
+        try:
+            WORK_WAITING.labels(PROCESS_QUEUE).set(queue_depth(self.config["AMQP_URI"], PROCESS_QUEUE))
+        except Exception as exc:  # a scrape still answers; the gauge keeps its last value
+            log.warning("queue depth unavailable: %s", exc)
         return metrics_response()
 
     @http("GET", "/healthz")

@@ -5,6 +5,7 @@ Each service exposes them at `GET /metrics` on its own port (not routed by the g
 """
 import time
 
+from kombu import Connection
 from nameko.extensions import DependencyProvider
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from werkzeug.wrappers import Response
@@ -27,6 +28,13 @@ OPERATION_SECONDS = Histogram(
 IMAGES_FINISHED = Counter("imageproc_images_finished_total", "Images that reached a final status", ["status"])
 EMAILS = Counter("imageproc_emails_total", "Emails by kind and outcome", ["kind", "outcome"])
 WORK_WAITING = Gauge("imageproc_work_waiting", "Work waiting to be done", ["queue"])
+
+
+def queue_depth(amqp_uri, queue_name):
+    """Messages ready in a queue (a passive declare: it never creates the queue)."""
+    with Connection(amqp_uri, connect_timeout=2) as connection:
+        _, messages, _ = connection.default_channel.queue_declare(queue=queue_name, passive=True)
+        return messages
 
 
 def metrics_response():

@@ -11,7 +11,7 @@ from nameko.dependency_providers import Config
 from nameko.events import event_handler
 from nameko.rpc import rpc
 from nameko.timer import timer
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import func, select, tuple_, update
 from werkzeug.wrappers import Response
 
 from shared import errors, imaging, logs
@@ -19,7 +19,7 @@ from shared.auth import Auth
 from shared.db import Database
 from shared.health import check_amqp, health_response
 from shared.http import http
-from shared.metrics import IMAGES_FINISHED, EntrypointMetrics, metrics_response
+from shared.metrics import IMAGES_FINISHED, WORK_WAITING, EntrypointMetrics, metrics_response
 from shared.operations import validate_operations
 from shared.outbox import Outbox
 from shared.tracing import EventDispatcher, Tracing, run_in_thread
@@ -257,6 +257,10 @@ class UploadService:
 
     @http("GET", "/metrics")
     def prometheus_metrics(self, request):
+        pending = self.db.session.scalar(
+            select(func.count()).select_from(OutboxEvent).where(OutboxEvent.published_at.is_(None))
+        )
+        WORK_WAITING.labels("upload_outbox").set(pending)
         return metrics_response()
 
     @http("GET", "/healthz")

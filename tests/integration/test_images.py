@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from process_service.service import ProcessService
 from shared.db import make_engine
-from tests.conftest import CORPUS_DIR
+from tests.conftest import CORPUS_DIR, free_port
 from tests.support.clients import ImagesClient, issuer_from, new_user_id
 from upload_service.models import Image, OutboxEvent
 from upload_service.service import UploadService
@@ -26,7 +26,7 @@ def upload_service(container_factory, config):
 
 @pytest.fixture
 def process_service(container_factory, config):
-    container = container_factory(ProcessService, {**config, "WEB_SERVER_ADDRESS": "127.0.0.1:0"})
+    container = container_factory(ProcessService, {**config, "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}"})
     container.start()
     return container
 
@@ -246,3 +246,20 @@ def test_a_redelivered_result_changes_nothing_and_announces_once(upload_service,
             )
         )
     assert announced == 1
+
+
+def test_metrics_count_entrypoints_images_and_waiting_work(upload_service, process_service, client_for, web_url):
+    import requests
+
+    client = client_for()
+    image_id = client.upload(HOPPER, [{"type": "grayscale"}]).json()["image"]["id"]
+    assert client.wait_until_done(image_id)["status"] == "completed"
+    text = requests.get(f"{web_url}/metrics", timeout=10).text
+    assert 'imageproc_entrypoint_calls_total{entrypoint="upload",outcome="ok",service="upload_service"}' in text
+    assert 'imageproc_images_finished_total{status="completed"}' in text
+    assert 'imageproc_work_waiting{queue="upload_outbox"} 0.0' in text
+
+    process_text = requests.get(f"http://{process_service.config['WEB_SERVER_ADDRESS']}/metrics", timeout=10).text
+    assert 'imageproc_operation_duration_seconds_count{operation="grayscale",output_format="jpeg"}' in process_text
+    queue = "evt-upload_service-image_uploaded--process_service.process"
+    assert f'imageproc_work_waiting{{queue="{queue}"}} 0.0' in process_text
