@@ -13,12 +13,13 @@ An owner that no longer exists is logged and the event dropped; a failed deliver
 import logging
 
 from nameko.dependency_providers import Config
-from nameko.events import event_handler
 from nameko.rpc import rpc
 
 from notification_service import templates
-from notification_service.mailer import Mailer
+from notification_service.dependencies import SentMail
+from notification_service.mailer import MailDeliveryError, Mailer
 from shared import errors, logs
+from shared.delivery import Delivery, event_handler, retry_when_unavailable
 from shared.health import check_amqp, health_response
 from shared.http import http
 from shared.metrics import EntrypointMetrics, metrics_response
@@ -48,6 +49,8 @@ class NotificationService:
     config = Config()
     mailer = Mailer()
     users = RpcProxy("user_service")  # timeout: RPC_TIMEOUT_SECONDS
+    sent = SentMail()
+    delivery = Delivery()
 
     @event_handler("user_service", "user_registered")
     def send_welcome(self, payload):
@@ -57,22 +60,25 @@ class NotificationService:
             log.error("user_registered event without an email address: dropped")
             return
         user = {"id": user_id, "name": payload.get("name"), "email": payload["email"]}
-        self._send(templates.welcome, user)
+        with retry_when_unavailable(self.delivery, payload):
+            self._send(templates.welcome, user)
 
     @event_handler("upload_service", "image_completed")
     def send_image_ready(self, payload):
-        user = self._owner(payload)
-        if user is None:
-            return
-        download_url = absolute_url(self.config, (payload.get("output") or {}).get("download_url"))
-        self._send(templates.image_ready, user, payload, download_url)
+        with retry_when_unavailable(self.delivery, payload):
+            user = self._owner(payload)
+            if user is None:
+                return
+            download_url = absolute_url(self.config, (payload.get("output") or {}).get("download_url"))
+            self._send(templates.image_ready, user, payload, download_url)
 
     @event_handler("upload_service", "image_failed")
     def send_image_failed(self, payload):
-        user = self._owner(payload)
-        if user is None:
-            return
-        self._send(templates.image_failed, user, payload)
+        with retry_when_unavailable(self.delivery, payload):
+            user = self._owner(payload)
+            if user is None:
+                return
+            self._send(templates.image_failed, user, payload)
 
     @http("GET", "/metrics")
     def prometheus_metrics(self, request):
@@ -105,7 +111,17 @@ class NotificationService:
         except ValueError as exc:  # e.g. an address that is not exactly one valid mailbox
             log.error("cannot build the %s email (%s): dropped", template.__name__, type(exc).__name__)
             return
-        self.mailer.send(message)
+        message_id = str(message["Message-ID"])
+        if self.sent.already_sent(message_id):
+            log.info("%s already sent: not sent again", message_id)
+            return
+        try:
+            self.mailer.send(message)
+        except MailDeliveryError as exc:
+            if exc.permanent:
+                raise  # the server refused this message for good: dead-lettered for a person to see
+            raise errors.ServiceUnavailable(f"mail server unavailable: {exc}") from exc
+        self.sent.mark_sent(message_id)
 
     def _checks(self):
         return {"amqp": check_amqp(self.config["AMQP_URI"]), "smtp": self.mailer.check}

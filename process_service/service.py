@@ -8,17 +8,17 @@ import logging
 import os
 
 from nameko.dependency_providers import Config
-from nameko.events import event_handler
 from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
 
 from shared import logs
 from shared.budget import PixelBudget
+from shared.delivery import Delivery, event_handler, retry_when_unavailable
 from shared.config import resolve_path
 from shared.health import check_amqp, health_response
 from shared.http import http
 from shared.metrics import WORK_WAITING, EntrypointMetrics, metrics_response, queue_depth
-from shared.tracing import EventDispatcher, Tracing, run_in_thread, tracer
+from shared.tracing import EventDispatcher, RpcProxy, Tracing, run_in_thread, tracer
 from process_service.pipeline import PipelineError, process_image
 
 log = logging.getLogger(__name__)
@@ -54,40 +54,49 @@ class ProcessService:
     config = Config()
     workbench = Workbench()
     dispatch = EventDispatcher()
+    delivery = Delivery()
+    upload_service = RpcProxy("upload_service")
 
     @event_handler("upload_service", "image_uploaded")
     def process(self, payload):
         image_id = payload["image_id"]
         logs.bind(image_id=image_id, user_id=payload.get("user_id"))
-        self.dispatch("image_processing_started", {"image_id": image_id})
+        def give_up(exc):
+            self._report_failure(image_id, "processing_unavailable", "The image could not be processed in time")
+
+        with retry_when_unavailable(self.delivery, payload, on_give_up=give_up):
+            claim = self.upload_service.start_processing(image_id)
+            if not claim["proceed"]:
+                log.info("image skipped: %s", claim["reason"])
+                return
+            try:
+                output = self._run_pipeline(payload)
+            except PipelineError as exc:
+                log.info("image failed: %s", exc.code)
+                self._report_failure(image_id, exc.code, exc.message)
+                return
+            self.dispatch("image_processed", {"image_id": image_id, "output": output})
+            log.info("image processed")
+
+    def _run_pipeline(self, payload):
         bench = self.workbench
         source = bench.storage_root / payload["original_path"]
-        stem = f"outputs/{image_id}"
+        if not source.is_file():
+            raise PipelineError("source_missing", "The original file is no longer stored")
+        stem = bench.storage_root / "outputs" / payload["image_id"]
         pixels = min(int(payload.get("width", 0)) * int(payload.get("height", 0)), bench.max_pixels)
-        try:
-            with bench.budget.reserve(pixels), tracer().start_as_current_span("pipeline"):
-                result = run_in_thread(
-                    process_image, str(source), payload["operations"], str(bench.storage_root / stem), bench.max_pixels
-                )
-        except PipelineError as exc:
-            log.info("image failed: %s", exc.code)
-            self.dispatch("image_processing_failed", {
-                "image_id": image_id,
-                "error": {"code": exc.code, "message": exc.message},
-            })
-            return
-        output_path = os.path.relpath(result["path"], bench.storage_root)
-        self.dispatch("image_processed", {
-            "image_id": image_id,
-            "output": {
-                "path": output_path,
-                "width": result["width"],
-                "height": result["height"],
-                "format": result["format"],
-                "size_bytes": result["size_bytes"],
-            },
-        })
-        log.info("image processed")
+        with bench.budget.reserve(pixels), tracer().start_as_current_span("pipeline"):
+            result = run_in_thread(process_image, str(source), payload["operations"], str(stem), bench.max_pixels)
+        return {
+            "path": os.path.relpath(result["path"], bench.storage_root),
+            "width": result["width"],
+            "height": result["height"],
+            "format": result["format"],
+            "size_bytes": result["size_bytes"],
+        }
+
+    def _report_failure(self, image_id, code, message):
+        self.dispatch("image_processing_failed", {"image_id": image_id, "error": {"code": code, "message": message}})
 
     @http("GET", "/metrics")
     def prometheus_metrics(self, request):

@@ -50,6 +50,7 @@ class Limits(DependencyProvider):
         self.max_image_pixels = int(config["MAX_IMAGE_PIXELS"])
         self.max_operations = int(config["MAX_OPERATIONS"])
         self.max_wait_seconds = float(config["LONG_POLL_MAX_SECONDS"])
+        self.max_processing_attempts = int(config.get("MAX_PROCESSING_ATTEMPTS") or 3)
         self.decode_budget = PixelBudget(int(config.get("DECODE_BUDGET_PIXELS") or DEFAULT_DECODE_BUDGET_PIXELS))
 
     def get_dependency(self, worker_ctx):

@@ -40,6 +40,8 @@ class Image(Base):
     # Why it failed, once failed.
     error_code = Column(String(50))
     error_message = Column(String(500))
+    # How many times process_service has started on it; past MAX_PROCESSING_ATTEMPTS it has failed.
+    processing_attempts = Column(Integer, nullable=False, default=0)
     created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
     updated_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
 

@@ -8,7 +8,6 @@ import uuid
 from urllib.parse import quote
 
 from nameko.dependency_providers import Config
-from nameko.events import event_handler
 from nameko.rpc import rpc
 from nameko.timer import timer
 from sqlalchemy import func, select, tuple_, update
@@ -16,6 +15,7 @@ from werkzeug.wrappers import Response
 
 from shared import errors, imaging, logs
 from shared.auth import Auth
+from shared.delivery import Delivery, event_handler, retry_when_unavailable
 from shared.db import Database
 from shared.health import check_amqp, health_response
 from shared.http import http
@@ -60,6 +60,7 @@ class UploadService:
     status = ImageStatus()
     limits = Limits()
     dispatch = EventDispatcher()
+    delivery = Delivery()
 
     # -- the public API ------------------------------------------------------------------------
 
@@ -187,40 +188,53 @@ class UploadService:
 
     # -- results from process_service -----------------------------------------------------------
 
-    @event_handler("process_service", "image_processing_started")
-    def on_processing_started(self, payload):
-        image_id = parse_image_id(payload["image_id"])
-        changed = self.db.session.execute(
-            update(Image)
-            .where(Image.id == image_id, Image.status == QUEUED)
-            .values(status=PROCESSING, updated_at=utcnow())
-        ).rowcount
-        self.db.session.commit()
-        if changed:
-            self.status.cache.set(image_id, PROCESSING)
+    @rpc
+    def start_processing(self, image_id):
+        """process_service asks before it processes an image. A duplicate message for an image that
+        is finished or deleted is skipped; an image whose processing was started more than
+        MAX_PROCESSING_ATTEMPTS times (its worker crashed each time) fails for good."""
+        image_id = parse_image_id(image_id)
+        logs.bind(image_id=image_id)
+        session = self.db.session
+        image = session.scalars(select(Image).where(Image.id == image_id).with_for_update()).first()
+        if image is None or image.status in FINAL_STATUSES:
+            session.rollback()
+            return {"proceed": False, "reason": "deleted" if image is None else image.status}
+        image.processing_attempts += 1
+        if image.processing_attempts > self.limits.max_processing_attempts:
+            message = f"Processing stopped {image.processing_attempts - 1} times before it could finish"
+            self._finish_locked(image, FAILED, {"error_code": "processing_crashed", "error_message": message})
+            return {"proceed": False, "reason": "processing_crashed"}
+        image.status = PROCESSING
+        image.updated_at = utcnow()
+        session.commit()
+        self.status.cache.set(image_id, PROCESSING)
+        return {"proceed": True, "attempt": image.processing_attempts}
 
     @event_handler("process_service", "image_processed")
     def on_processed(self, payload):
         output = payload["output"]
-        self._finish(payload["image_id"], COMPLETED, {
-            "output_path": output["path"],
-            "output_width": output["width"],
-            "output_height": output["height"],
-            "output_format": output["format"],
-            "output_size_bytes": output["size_bytes"],
-        }, orphan_file=output["path"])
+        with retry_when_unavailable(self.delivery, payload):
+            self._finish(payload["image_id"], COMPLETED, {
+                "output_path": output["path"],
+                "output_width": output["width"],
+                "output_height": output["height"],
+                "output_format": output["format"],
+                "output_size_bytes": output["size_bytes"],
+            }, orphan_file=output["path"])
 
     @event_handler("process_service", "image_processing_failed")
     def on_processing_failed(self, payload):
         error = payload["error"]
-        self._finish(payload["image_id"], FAILED, {
-            "error_code": error["code"],
-            "error_message": error["message"][:500],
-        })
+        with retry_when_unavailable(self.delivery, payload):
+            self._finish(payload["image_id"], FAILED, {
+                "error_code": error["code"],
+                "error_message": error["message"][:500],
+            })
 
     def _finish(self, image_id, status, values, orphan_file=None):
         """Moves an image to a final status exactly once; a redelivered result changes nothing,
-        and a final status never goes back. The owner's email is announced in the same commit."""
+        and a final status never goes back."""
         image_id = parse_image_id(image_id)
         logs.bind(image_id=image_id)
         session = self.db.session
@@ -232,20 +246,28 @@ class UploadService:
         if image.status in FINAL_STATUSES:
             session.rollback()
             return
+        self._finish_locked(image, status, values)
+
+    def _finish_locked(self, image, status, values):
+        """Final status and the owner's email announcement, in one commit."""
         for key, value in values.items():
             setattr(image, key, value)
         image.status = status
         image.updated_at = utcnow()
+        body = image_to_dict(image)
         event = {
             "image_id": str(image.id),
             "user_id": str(image.user_id),
             "original_filename": image.original_filename,
         }
-        event.update({"output": image_to_dict(image)["output"]} if status == COMPLETED else {"error": image_to_dict(image)["error"]})
-        OUTBOX.add(session, "image_completed" if status == COMPLETED else "image_failed", event)
-        session.commit()
+        if status == COMPLETED:
+            event["output"] = body["output"]
+        else:
+            event["error"] = body["error"]
+        OUTBOX.add(self.db.session, "image_completed" if status == COMPLETED else "image_failed", event)
+        self.db.session.commit()
         IMAGES_FINISHED.labels(status).inc()
-        self.status.cache.set(image_id, status)
+        self.status.cache.set(image.id, status)
         self._relay_outbox()
         log.info("image %s", status)
 

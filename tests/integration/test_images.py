@@ -1,4 +1,6 @@
 """upload_service and process_service together, against the real broker, database, Redis and disk."""
+import os
+import re
 import time
 
 import pytest
@@ -257,9 +259,64 @@ def test_metrics_count_entrypoints_images_and_waiting_work(upload_service, proce
     text = requests.get(f"{web_url}/metrics", timeout=10).text
     assert 'imageproc_entrypoint_calls_total{entrypoint="upload",outcome="ok",service="upload_service"}' in text
     assert 'imageproc_images_finished_total{status="completed"}' in text
-    assert 'imageproc_work_waiting{queue="upload_outbox"} 0.0' in text
+    # The database is shared by every test of the run: other tests' pending events count too.
+    assert re.search(r'^imageproc_work_waiting\{queue="upload_outbox"\} \d+\.0$', text, re.M)
 
     process_text = requests.get(f"http://{process_service.config['WEB_SERVER_ADDRESS']}/metrics", timeout=10).text
     assert 'imageproc_operation_duration_seconds_count{operation="grayscale",output_format="jpeg"}' in process_text
     queue = "evt-upload_service-image_uploaded--process_service.process"
     assert f'imageproc_work_waiting{{queue="{queue}"}} 0.0' in process_text
+
+
+def test_a_message_a_handler_cannot_handle_is_dead_lettered_and_can_be_replayed(upload_service, config):
+    from nameko.standalone.events import event_dispatcher
+    from nameko.testing.services import entrypoint_waiter
+
+    from shared import deadletters
+
+    garbage = {"image_id": "not-an-id", "error": {"code": "x", "message": "y"}}
+    with entrypoint_waiter(upload_service, "on_processing_failed"):
+        event_dispatcher(config)("process_service", "image_processing_failed", garbage)
+    letters = deadletters.peek(config)
+    assert len(letters) == 1
+    assert letters[0]["payload"] == garbage
+    assert letters[0]["queue"] == "evt-process_service-image_processing_failed--upload_service.on_processing_failed"
+    assert "NotFound" in letters[0]["error"]
+    assert deadletters.peek(config) == letters, "peeking leaves them in the queue"
+
+    with entrypoint_waiter(upload_service, "on_processing_failed"):
+        assert deadletters.replay(config) == 1
+    assert len(deadletters.peek(config)) == 1, "replayed into the handler, which dead-letters it again"
+
+
+def test_an_image_whose_processing_keeps_crashing_fails_for_good(upload_service, client_for, config):
+    client = client_for()
+    image_id = client.upload(HOPPER).json()["image"]["id"]
+    with entrypoint_hook(upload_service, "start_processing") as start_processing:
+        for attempt in range(1, config["MAX_PROCESSING_ATTEMPTS"] + 1):
+            assert start_processing(image_id) == {"proceed": True, "attempt": attempt}
+            assert client.status(image_id, wait=0).json()["status"] == "processing"
+        assert start_processing(image_id) == {"proceed": False, "reason": "processing_crashed"}
+        assert start_processing(image_id) == {"proceed": False, "reason": "failed"}
+    status = client.status(image_id, wait=0).json()
+    assert status["status"] == "failed" and status["error"]["code"] == "processing_crashed"
+
+
+def test_a_duplicate_upload_event_does_not_process_a_finished_image_again(
+    upload_service, process_service, client_for, config
+):
+    from nameko.standalone.events import event_dispatcher
+    from nameko.testing.services import entrypoint_waiter
+
+    client = client_for()
+    accepted = client.upload(HOPPER, [{"type": "grayscale"}]).json()["image"]
+    assert client.wait_until_done(accepted["id"])["status"] == "completed"
+    output = f"{config['STORAGE_DIR']}/outputs/{accepted['id']}.jpg"
+    written = os.stat(output).st_mtime_ns
+    duplicate = {
+        "image_id": accepted["id"], "user_id": "x", "original_path": f"originals/{accepted['id']}",
+        "format": "jpeg", "width": 128, "height": 128, "operations": [{"type": "grayscale"}],
+    }
+    with entrypoint_waiter(process_service, "process"):
+        event_dispatcher(config)("upload_service", "image_uploaded", duplicate)
+    assert os.stat(output).st_mtime_ns == written, "not processed again"

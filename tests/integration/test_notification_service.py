@@ -1,5 +1,6 @@
 """notification_service against the real broker and a real SMTP server (the `smtp_sink` process):
 events in, mail out, as the contract says."""
+import time
 import uuid
 
 import pytest
@@ -7,9 +8,9 @@ import requests
 from nameko.standalone.events import event_dispatcher
 from nameko.testing.services import entrypoint_hook, entrypoint_waiter, replace_dependencies
 
-from notification_service.mailer import MailDeliveryError
 from notification_service.service import NotificationService
-from tests.conftest import free_port
+from shared.delivery import Retry
+from tests.conftest import free_port, start_smtp_sink
 from tests.support.mailbox import Mailbox
 from user_service.service import UserService
 
@@ -164,11 +165,37 @@ def test_without_smtp_url_the_mail_lands_in_the_outbox_folder(start_notification
     assert not list(outbox.folder.glob(".*.tmp"))
 
 
-def test_an_smtp_failure_raises(start_notifications):
-    notifications = start_notifications(f"smtp://127.0.0.1:{free_port()}")  # nobody listens there
+def test_mail_waits_for_a_server_that_is_down_then_goes_exactly_once(start_notifications, config, tmp_path):
+    port = free_port()
+    start_notifications(f"smtp://127.0.0.1:{port}")  # nobody listens there yet
+    email = unique_email()
+    dispatch = event_dispatcher(config)
+    dispatch("user_service", "user_registered", {"user_id": str(uuid.uuid4()), "name": "Ada", "email": email})
+    time.sleep(2)  # the first attempts fail; the event waits in the broker's delay queues
+    mailbox_dir = tmp_path / "late-sink"
+    sink = start_smtp_sink(port, mailbox_dir)
+    try:
+        mailbox = Mailbox(mailbox_dir)
+        mailbox.wait_for(email, timeout=30)
+        time.sleep(2)
+        assert len(mailbox.to(email)) == 1, "delivered exactly once"
+    finally:
+        sink.terminate()
+        sink.wait(timeout=10)
+
+
+def test_an_unreachable_server_is_retried_and_a_malformed_address_dropped(start_notifications, config):
+    from shared import deadletters
+
+    notifications = start_notifications(f"smtp://127.0.0.1:{free_port()}")
+    payload = {"user_id": str(uuid.uuid4()), "name": "Ada", "email": unique_email()}
     with entrypoint_hook(notifications, "send_welcome") as send_welcome:
-        with pytest.raises(MailDeliveryError):
-            send_welcome({"user_id": str(uuid.uuid4()), "name": "Ada", "email": unique_email()})
+        with pytest.raises(Retry):
+            send_welcome(payload)  # unreachable: transient, retried through the broker
+    notifications.config["SMTP_URL"] = None
+    with entrypoint_waiter(notifications, "send_welcome"):
+        event_dispatcher(config)("user_service", "user_registered", {**payload, "email": "not-an-address"})
+    assert deadletters.peek(config) == [], "a malformed address is dropped with a log line, not retried"
 
 
 def test_health_checks_the_broker_and_the_smtp_server(start_notifications, smtp_sink):

@@ -3,7 +3,9 @@
 No Docker engine is needed: the file is validated against the Compose Specification's JSON schema
 (SCHEMAS_DIR, by default the shared/schemas folder beside the repository), and what a schema
 cannot see is checked by hand: dependencies, volumes, referenced files, and that both ways of
-running the suite start the same services the same way.
+running the suite start the same services the same way. The observability add-ons are checked the
+same way: Prometheus scrapes what the services serve, and the `elk` profile's Filebeat, Logstash and
+Elasticsearch agree with each other and leave the default `docker compose up` as it was.
 """
 import json
 import os
@@ -27,8 +29,23 @@ NAMEKO_SERVICES = {
     "process_service": ("process_service.service:ProcessService", 8003),
     "notification_service": ("notification_service.service:NotificationService", 8004),
 }
-DEV_UIS = {"mailpit", "jaeger", "rabbitmq"}
+DEV_UIS = {"mailpit", "jaeger", "rabbitmq", "prometheus", "kibana"}
 ONE_SHOTS = {"migrate", "keys"}
+# What `docker compose up` started before the observability add-ons, and what they added to it on
+# purpose (Prometheus: see docker-compose.yml). Everything else must sit behind a profile.
+ORIGINAL_DEFAULT_SERVICES = (
+    set(NAMEKO_SERVICES) | ONE_SHOTS | {"nginx", "rabbitmq", "postgres", "redis", "mailpit", "jaeger"}
+)
+ADDED_TO_DEFAULT = {"prometheus"}
+ELK_SERVICES = {"elasticsearch", "logstash", "kibana", "filebeat"}
+# Containers whose log lines Filebeat ships (label `imageproc_logs`): name in compose -> the
+# `service` their JSON lines carry (OTEL_SERVICE_NAME for the Nameko services, nginx.conf's "gateway").
+LOG_SHIPPED = {name: name for name in NAMEKO_SERVICES} | {"nginx": "gateway"}
+DEPLOY_DIR = REPO_ROOT / "deploy"
+PROMETHEUS_CONFIG = DEPLOY_DIR / "prometheus" / "prometheus.yml"
+FILEBEAT_CONFIG = DEPLOY_DIR / "filebeat" / "filebeat.yml"
+LOGSTASH_PIPELINE = DEPLOY_DIR / "logstash" / "pipeline" / "imageproc.conf"
+LOGSTASH_TEMPLATE = DEPLOY_DIR / "logstash" / "templates" / "imageproc-logs.json"
 
 
 @pytest.fixture(scope="module")
@@ -235,3 +252,255 @@ def test_keys_are_shared_read_only(services):
 def test_procfile_runs_nginx_in_the_foreground(procfile):
     command = procfile["nginx"]
     assert "daemon off;" in command and "-c nginx.conf" in command
+
+
+# ---- Observability add-ons: Prometheus (default) and the `elk` profile ---------------------------
+
+def profiles_of(service):
+    return set(service.get("profiles", []))
+
+
+def repo_bind_mounts(service):
+    """(repository path, container path, read-only) of each mount of a repository file or folder."""
+    for volume in service.get("volumes", []):
+        if isinstance(volume, dict):
+            source, target, read_only = volume.get("source", ""), volume["target"], volume.get("read_only", False)
+        else:
+            parts = volume.split(":")
+            source, target, read_only = parts[0], parts[1] if len(parts) > 1 else "", parts[2:] == ["ro"]
+        if source.startswith("."):
+            yield (REPO_ROOT / source).resolve(), target, read_only
+
+
+def repo_file_at(service, container_path):
+    """The repository file a container sees at `container_path`, through the service's bind mounts."""
+    for source, target, _ in repo_bind_mounts(service):
+        if container_path == target:
+            return source
+        if container_path.startswith(target.rstrip("/") + "/"):
+            return source / container_path[len(target.rstrip("/")) + 1:]
+    raise AssertionError(f"{container_path} is not mounted from the repository")
+
+
+def logstash_sections(text):
+    """[(name, body)] of a Logstash config's top-level sections.
+
+    Not Logstash's grammar, only what tells a broken file: comments, quoted strings and the regex
+    literals of conditionals are skipped, braces must balance, and each top-level block is a bare
+    word followed by `{`.
+    """
+    sections, depth, i, start = [], 0, 0, None
+    word, pending = "", None  # the bare word being read at top level, and a finished one before `{`
+    while i < len(text):
+        char = text[i]
+        if char == "#":
+            i = text.find("\n", i)
+            i = len(text) if i < 0 else i
+            continue
+        if char in "\"'" or (char == "/" and re.search(r"[=!]~\s*$", text[:i])):  # string, regex
+            end = i + 1
+            while end < len(text) and text[end] != char:
+                end += 2 if text[end] == "\\" else 1
+            assert end < len(text), f"unterminated {char} at offset {i}"
+            assert depth > 0, f"a value outside any block at offset {i}"
+            i = end + 1
+            continue
+        if char == "{":
+            if depth == 0:
+                name = word or pending
+                assert name, f"a top-level block without a name at offset {i}"
+                word, pending, start = "", None, i + 1
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            assert depth >= 0, f"unbalanced '}}' at offset {i}"
+            if depth == 0:
+                sections.append((name, text[start:i]))
+        elif depth == 0:
+            if char.isspace():
+                pending, word = (word, "") if word else (pending, word)
+            else:
+                assert char.isalnum() or char == "_", f"unexpected {char!r} outside any block at offset {i}"
+                assert pending is None, f"{pending!r} is followed by another word, not a block, at offset {i}"
+                word += char
+        i += 1
+    assert not word and pending is None, f"{word or pending!r} at the end is not a block"
+    assert depth == 0, "unbalanced '{'"
+    return sections
+
+
+@pytest.fixture(scope="module")
+def prometheus_config():
+    return yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+
+
+@pytest.fixture(scope="module")
+def filebeat_config():
+    return yaml.safe_load(FILEBEAT_CONFIG.read_text())
+
+
+@pytest.fixture(scope="module")
+def logstash_pipeline():
+    return LOGSTASH_PIPELINE.read_text()
+
+
+def test_profiles_leave_the_default_up_as_it_was(services):
+    """`docker compose up` starts what it did plus Prometheus; the ELK stack only with `--profile elk`."""
+    default = {name for name, service in services.items() if not profiles_of(service)}
+    assert default == ORIGINAL_DEFAULT_SERVICES | ADDED_TO_DEFAULT
+    assert {name for name, service in services.items() if profiles_of(service) == {"elk"}} == ELK_SERVICES
+    assert set(services) == default | ELK_SERVICES
+
+
+def test_services_depend_only_on_services_started_with_them(services):
+    """A default service depending on a profiled one would break `docker compose up` without it."""
+    for name, service in services.items():
+        for dependency in depends_on_of(service):
+            needed = profiles_of(services[dependency])
+            assert not needed or needed & profiles_of(service), f"{name} needs {dependency}, started only with {needed}"
+
+
+def test_observability_images_are_pinned_and_the_elastic_stack_is_one_version(services):
+    versions = {}
+    for name in ELK_SERVICES | ADDED_TO_DEFAULT:
+        image = services[name]["image"]
+        match = re.search(r":v?(\d+\.\d+\.\d+)$", image)
+        assert match, f"{name}: {image} is not pinned to a release"
+        versions[name] = match.group(1)
+        assert services[name].get("restart") == "unless-stopped", name
+    assert len({versions[name] for name in ELK_SERVICES}) == 1, versions
+
+
+def test_deploy_files_are_mounted_read_only_and_none_is_left_over(services):
+    mounted = []
+    for name, service in services.items():
+        for source, target, read_only in repo_bind_mounts(service):
+            if DEPLOY_DIR in source.parents:
+                assert read_only, f"{name} mounts {source} writable"
+                mounted.append(source)
+    assert DEPLOY_DIR.is_dir()
+    for path in DEPLOY_DIR.rglob("*"):
+        if path.is_file():
+            used = any(path == source or source in path.parents for source in mounted)
+            assert used, f"{path} is not mounted anywhere"
+
+
+def test_prometheus_scrapes_every_service_on_its_own_port(services, prometheus_config):
+    prometheus = services["prometheus"]
+    assert repo_file_at(prometheus, "/etc/prometheus/prometheus.yml") == PROMETHEUS_CONFIG.resolve()
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    assert prometheus["ports"] == ["127.0.0.1:${PROMETHEUS_PORT:-9090}:9090"]
+
+    default_interval = prometheus_config.get("global", {}).get("scrape_interval")
+    scraped = {}
+    for job in prometheus_config["scrape_configs"]:
+        assert job.get("scrape_interval", default_interval) == "15s", job["job_name"]
+        assert job.get("metrics_path", "/metrics") == "/metrics", job["job_name"]
+        targets = [target for group in job["static_configs"] for target in group["targets"]]
+        assert len(targets) == 1, f"{job['job_name']}: one target per job, got {targets}"
+        host, port = targets[0].rsplit(":", 1)
+        assert host in services, f"{job['job_name']} scrapes {host}, which is no compose service"
+        assert not profiles_of(services[host]), f"{job['job_name']} scrapes {host}, absent without its profile"
+        assert job["job_name"] == host
+        scraped[host] = int(port)
+
+    expected = {name: port_of_address(environment_of(services[name])["WEB_SERVER_ADDRESS"]) for name in NAMEKO_SERVICES}
+    assert scraped == expected == {name: port for name, (_, port) in NAMEKO_SERVICES.items()}
+
+
+def test_every_service_serves_metrics_for_prometheus():
+    for name in NAMEKO_SERVICES:
+        source = (REPO_ROOT / name / "service.py").read_text()
+        assert re.search(r"""@http\(\s*["']GET["']\s*,\s*["']/metrics["']""", source), f"{name} has no GET /metrics"
+    assert '"imageproc_' in (REPO_ROOT / "shared" / "metrics.py").read_text()
+
+
+def test_logstash_pipeline_has_input_filter_and_output(services, logstash_pipeline):
+    mounted = repo_file_at(services["logstash"], "/usr/share/logstash/pipeline/imageproc.conf")
+    assert mounted == LOGSTASH_PIPELINE.resolve()
+    sections = logstash_sections(logstash_pipeline)
+    assert [name for name, _ in sections] == ["input", "filter", "output"]
+    bodies = dict(sections)
+    assert re.search(r"\bbeats\s*\{", bodies["input"])
+    assert re.search(r"\bjson\s*\{[^}]*source\s*=>\s*\"message\"", bodies["filter"])
+    for field in ("timestamp", "time"):  # the services' and nginx's own times become @timestamp
+        assert re.search(rf'match\s*=>\s*\[\s*"{field}"\s*,\s*"ISO8601"\s*\]', bodies["filter"]), field
+    assert re.search(r"\belasticsearch\s*\{", bodies["output"])
+
+
+def test_logstash_sections_parser_catches_broken_files():
+    valid = 'input { beats { port => 1 } }\n# } {\nfilter { if [m] =~ /^\\{/ { } }\noutput { }'
+    assert [name for name, _ in logstash_sections(valid)] == ["input", "filter", "output"]
+    for broken in ("input { beats { }", "input { } }", "input { } stray", 'output { stdout { codec => "} }'):
+        with pytest.raises(AssertionError):
+            logstash_sections(broken)
+
+
+def test_filebeat_sends_to_the_port_logstash_listens_on(services, filebeat_config, logstash_pipeline):
+    (host,) = filebeat_config["output.logstash"]["hosts"]
+    service, port = host.rsplit(":", 1)
+    assert service == "logstash" and profiles_of(services[service]) == {"elk"}
+    beats_port = re.search(r"\bbeats\s*\{[^}]*port\s*=>\s*(\d+)", dict(logstash_sections(logstash_pipeline))["input"])
+    assert beats_port and int(beats_port.group(1)) == int(port)
+    assert depends_on_of(services["filebeat"])["logstash"]["condition"] == "service_healthy"
+
+
+def test_logstash_writes_to_the_elasticsearch_service_with_its_template(services, logstash_pipeline):
+    output = dict(logstash_sections(logstash_pipeline))["output"]
+    hosts = re.findall(r"https?://([\w.-]+):(\d+)", output)
+    assert hosts == [("elasticsearch", "9200")], hosts
+    assert profiles_of(services["elasticsearch"]) == {"elk"}
+    assert depends_on_of(services["logstash"])["elasticsearch"]["condition"] == "service_healthy"
+    assert depends_on_of(services["kibana"])["elasticsearch"]["condition"] == "service_healthy"
+    assert environment_of(services["kibana"])["ELASTICSEARCH_HOSTS"] == '["http://elasticsearch:9200"]'
+
+    index = re.search(r'\bindex\s*=>\s*"([^"]+)"', output).group(1)
+    assert index == "imageproc-logs-%{+YYYY.MM.dd}"
+    template_path = re.search(r'\btemplate\s*=>\s*"([^"]+)"', output).group(1)
+    template_file = repo_file_at(services["logstash"], template_path)
+    assert template_file == LOGSTASH_TEMPLATE.resolve()
+    template = json.loads(template_file.read_text())
+    assert template["index_patterns"] == ["imageproc-logs-*"]
+    properties = template["template"]["mappings"]["properties"]
+    for field in ("trace_id", "span_id", "request_id", "user_id", "image_id", "service", "level"):
+        assert properties[field]["type"] == "keyword", field
+    assert template["template"]["settings"]["number_of_replicas"] == 0  # one node: green, not yellow
+
+
+def test_filebeat_ships_the_services_and_nginx_and_nothing_else(services, filebeat_config):
+    filebeat = services["filebeat"]
+    mounts = set(volume_mounts(filebeat))
+    assert ("/var/lib/docker/containers", "/var/lib/docker/containers") in mounts
+    assert ("/var/run/docker.sock", "/var/run/docker.sock") in mounts
+    assert repo_file_at(filebeat, "/usr/share/filebeat/filebeat.yml") == FILEBEAT_CONFIG.resolve()
+    assert filebeat.get("user") == "root"
+
+    (provider,) = filebeat_config["filebeat.autodiscover"]["providers"]
+    assert provider["type"] == "docker"
+    (template,) = provider["templates"]
+    assert template["condition"] == {"has_fields": ["docker.container.labels.imageproc_logs"]}
+    (input_config,) = template["config"]
+    assert input_config["type"] == "container"
+    assert input_config["paths"] == ["/var/lib/docker/containers/${data.docker.container.id}/*.log"]
+
+    labelled = {name: service["labels"]["imageproc_logs"] for name, service in services.items()
+                if "imageproc_logs" in (service.get("labels") or {})}
+    assert labelled == LOG_SHIPPED
+    for name in LOG_SHIPPED:  # Filebeat reads json-file logs, whatever the daemon's default driver
+        assert services[name]["logging"]["driver"] == "json-file", name
+    for name in NAMEKO_SERVICES:
+        assert environment_of(services[name])["OTEL_SERVICE_NAME"] == LOG_SHIPPED[name]
+    assert '"service":"gateway"' in (REPO_ROOT / "nginx.conf").read_text()
+
+
+def test_elasticsearch_is_a_small_single_development_node(services):
+    elasticsearch = services["elasticsearch"]
+    environment = environment_of(elasticsearch)
+    assert environment["discovery.type"] == "single-node"
+    assert environment["xpack.security.enabled"] == "false"
+    heap = dict(re.findall(r"-Xm([sx])(\d+[mg])", environment["ES_JAVA_OPTS"]))
+    assert heap["s"] == heap["x"], environment["ES_JAVA_OPTS"]
+    assert elasticsearch.get("mem_limit")
+    assert "_cluster/health" in " ".join(elasticsearch["healthcheck"]["test"])
+    assert services["kibana"]["ports"] == ["127.0.0.1:5601:5601"]
+    assert not any(services[name].get("ports") for name in ("elasticsearch", "logstash", "filebeat"))

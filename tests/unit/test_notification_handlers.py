@@ -7,6 +7,7 @@ from nameko.testing.services import worker_factory
 from notification_service.mailer import MailDeliveryError
 from notification_service.service import NotificationService, absolute_url, public_base_url
 from shared import errors
+from shared.delivery import RETRY_LIMIT, DeliveryInfo, Retry
 
 CONFIG = {"MAIL_FROM": "Image Service <no-reply@imageproc.example>", "PUBLIC_BASE_URL": "https://images.example/"}
 USER = {"id": "0b5e6d4c-3a2b-4c1d-8e9f-1a2b3c4d5e6f", "name": "Ada", "email": "ada@example.com",
@@ -23,11 +24,35 @@ REGISTERED = {"user_id": USER["id"], "id": USER["id"], "name": "Ada", "email": "
               "created_at": USER["created_at"]}
 
 
+class MemorySentLog:
+    def __init__(self):
+        self.sent = set()
+
+    def already_sent(self, message_id):
+        return message_id in self.sent
+
+    def mark_sent(self, message_id):
+        self.sent.add(message_id)
+
+
+def delivery(retries=0):
+    info = DeliveryInfo(retries, config={}, queue_name="evt-queue")
+    info.dead_letter = mock.Mock(name="dead_letter")
+    return info
+
+
 @pytest.fixture
 def service():
     users = mock.Mock(name="users")
     users.get_user.return_value = USER
-    return worker_factory(NotificationService, config=CONFIG, mailer=mock.Mock(name="mailer"), users=users)
+    return worker_factory(
+        NotificationService,
+        config=CONFIG,
+        mailer=mock.Mock(name="mailer"),
+        users=users,
+        sent=MemorySentLog(),
+        delivery=delivery(),
+    )
 
 
 def sent(service):
@@ -70,17 +95,31 @@ def test_an_owner_that_no_longer_exists_is_logged_and_dropped(service, handler, 
     assert "owner no longer exists" in caplog.text
 
 
-def test_user_service_unavailable_propagates(service):
+def test_user_service_unavailable_is_retried_later(service):
     service.users.get_user.side_effect = errors.ServiceUnavailable("user_service did not answer in time")
-    with pytest.raises(errors.ServiceUnavailable):
+    with pytest.raises(Retry):
         service.send_image_ready(COMPLETED)
     service.mailer.send.assert_not_called()
 
 
-def test_a_failed_delivery_propagates(service):
+def test_a_transient_delivery_failure_is_retried_later(service):
     service.mailer.send.side_effect = MailDeliveryError("welcome mail <welcome.x@y>: SMTPDataError 421")
+    with pytest.raises(Retry):
+        service.send_welcome(REGISTERED)
+
+
+def test_a_permanent_delivery_failure_is_not_retried(service):
+    service.mailer.send.side_effect = MailDeliveryError("welcome mail: 550 no such user", permanent=True)
     with pytest.raises(MailDeliveryError):
         service.send_welcome(REGISTERED)
+
+
+def test_after_the_last_retry_the_event_is_dead_lettered(service):
+    service.delivery = delivery(retries=RETRY_LIMIT)
+    service.mailer.send.side_effect = MailDeliveryError("SMTP down")
+    service.send_welcome(REGISTERED)
+    service.delivery.dead_letter.assert_called_once()
+    assert service.delivery.dead_letter.call_args.args[0] == REGISTERED
 
 
 @pytest.mark.parametrize("handler, payload", [
@@ -102,11 +141,19 @@ def test_an_owner_with_an_unusable_address_is_dropped(service, caplog):
     assert "dropped" in caplog.text and "not an address" not in caplog.text
 
 
-def test_a_redelivered_event_builds_the_same_message_id(service):
+def test_a_redelivered_event_sends_no_second_email(service):
     service.send_image_ready(COMPLETED)
     service.send_image_ready(COMPLETED)
-    first, second = (call.args[0] for call in service.mailer.send.call_args_list)
-    assert first["Message-ID"] == second["Message-ID"] == f"<image-ready.{IMAGE_ID}@imageproc.example>"
+    assert service.mailer.send.call_count == 1
+    assert service.mailer.send.call_args.args[0]["Message-ID"] == f"<image-ready.{IMAGE_ID}@imageproc.example>"
+
+
+def test_an_email_that_failed_is_sent_when_the_event_comes_back(service):
+    service.mailer.send.side_effect = [MailDeliveryError("SMTP down"), None]
+    with pytest.raises(Retry):
+        service.send_image_ready(COMPLETED)
+    service.send_image_ready(COMPLETED)
+    assert service.mailer.send.call_count == 2
 
 
 def test_public_base_url_defaults_to_the_local_gateway():
