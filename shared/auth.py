@@ -9,11 +9,16 @@ import json
 import logging
 
 import jwt
+import redis
 from cryptography.hazmat.primitives import serialization
 from nameko.extensions import DependencyProvider
+from nameko.exceptions import UnknownService
+from nameko.rpc import ReplyListener
 
 from shared import errors
 from shared.config import resolve_path
+from shared.revocation import RevocationCache
+from shared.tracing import TracedServiceProxy
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +95,14 @@ class Authenticator:
 
 
 class Auth(DependencyProvider):
-    def __init__(self, is_revoked=None):
-        # Optional hook `(claims) -> bool`, for services that know about revocation.
-        self.is_revoked = is_revoked
+    """Verifies the Bearer token of a request, revocations included (see shared.revocation):
+    from the Redis mirror, or, when Redis cannot tell, by asking user_service over RPC.
+    user_service itself passes `check_revocation=False` and checks its own record."""
+
+    rpc_reply_listener = ReplyListener()
+
+    def __init__(self, check_revocation=True):
+        self.check_revocation = check_revocation
 
     def setup(self):
         config = self.container.config
@@ -101,6 +111,25 @@ class Auth(DependencyProvider):
             issuer=config["JWT_ISSUER"],
             audience=config["JWT_AUDIENCE"],
         )
+        client = redis.Redis.from_url(
+            config["REDIS_URL"], socket_timeout=1, socket_connect_timeout=1, decode_responses=True
+        )
+        self.revocations = RevocationCache(client)
+        self.rpc_timeout = float(config.get("RPC_TIMEOUT_SECONDS") or 10)
 
     def get_dependency(self, worker_ctx):
-        return Authenticator(self.verifier, self.is_revoked)
+        if not self.check_revocation:
+            return Authenticator(self.verifier, None)
+
+        def is_revoked(claims):
+            known = self.revocations.check(claims)
+            if known is not None:
+                return known
+            users = TracedServiceProxy(worker_ctx, "user_service", self.rpc_reply_listener, self.rpc_timeout)
+            try:
+                return users.is_token_revoked(claims["jti"], claims["sub"], claims["iat"])
+            except UnknownService:
+                # Neither the mirror nor the record can be read: refuse rather than guess.
+                raise errors.ServiceUnavailable("Cannot check the access token right now; try again shortly")
+
+        return Authenticator(self.verifier, is_revoked)

@@ -280,12 +280,12 @@ class RpcProxy(nameko_rpc.RpcProxy):
         super().setup()
 
     def get_dependency(self, worker_ctx):
-        return _TracedServiceProxy(
+        return TracedServiceProxy(
             worker_ctx, self.target_service, self.rpc_reply_listener, self.timeout, **self.options
         )
 
 
-class _TracedServiceProxy(nameko_rpc.ServiceProxy):
+class TracedServiceProxy(nameko_rpc.ServiceProxy):
     def __init__(self, worker_ctx, service_name, reply_listener, timeout, **options):
         super().__init__(worker_ctx, service_name, reply_listener, **options)
         self.timeout = timeout

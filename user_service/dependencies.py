@@ -4,6 +4,7 @@ import logging
 import redis
 from nameko.extensions import DependencyProvider
 
+from shared.revocation import RevocationCache
 from user_service.passwords import DummyHash
 from user_service.tokens import TokenIssuer
 
@@ -79,3 +80,16 @@ class LoginThrottle(DependencyProvider):
 
     def ping(self):
         self.client.ping()
+
+
+class Revocations(DependencyProvider):
+    """The Redis mirror of revoked tokens, which this service writes (see shared.revocation)."""
+
+    def setup(self):
+        client = redis.Redis.from_url(
+            self.container.config["REDIS_URL"], socket_timeout=1, socket_connect_timeout=1, decode_responses=True
+        )
+        self.cache = RevocationCache(client)
+
+    def get_dependency(self, worker_ctx):
+        return self.cache

@@ -37,4 +37,14 @@ class User(Base):
         }
 
 
+class RevokedToken(Base):
+    """A token revoked before it expired (logout). Kept until its own expiry."""
+
+    __tablename__ = "revoked_tokens"
+
+    jti = Column(String(64), primary_key=True)
+    user_id = Column(UUID(as_uuid=True), nullable=False)
+    expires_at = Column(DateTime(timezone=True), nullable=False, index=True)
+
+
 OutboxEvent = outbox_model(Base, "user_outbox")

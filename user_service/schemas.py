@@ -23,3 +23,8 @@ class LoginSchema(Schema):
 
 class UserIdSchema(Schema):
     user_id = fields.UUID(required=True)
+
+
+class PasswordChangeSchema(Schema):
+    current_password = fields.String(required=True, validate=validate.Length(min=1, max=256))
+    new_password = fields.String(required=True, validate=PASSWORD_LENGTH)

@@ -1,12 +1,15 @@
 """user_service: signup, login, the current user; tells the others about new users by event."""
+import datetime as dt
 import logging
 import uuid
 
 import eventlet
+import redis
 from nameko.dependency_providers import Config
 from nameko.rpc import rpc
 from nameko.timer import timer
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
 from shared import errors, logs
@@ -16,12 +19,13 @@ from shared.health import check_amqp, health_response
 from shared.http import http
 from shared.metrics import EntrypointMetrics, metrics_response
 from shared.outbox import Outbox
+from shared.revocation import is_revoked
 from shared.tracing import EventDispatcher, RpcProxy, Tracing
 from shared.validation import load, load_json
-from user_service.dependencies import LoginThrottle, PasswordPolicy, Tokens
-from user_service.models import Base, OutboxEvent, User
+from user_service.dependencies import LoginThrottle, PasswordPolicy, Revocations, Tokens
+from user_service.models import Base, OutboxEvent, RevokedToken, User
 from user_service.passwords import hash_password, verify_password
-from user_service.schemas import LoginSchema, SignupSchema, UserIdSchema
+from user_service.schemas import LoginSchema, PasswordChangeSchema, SignupSchema, UserIdSchema
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +41,8 @@ class UserService:
     metrics = EntrypointMetrics()
     config = Config()
     db = Database(Base, "USER_DATABASE_URL")
-    auth = Auth()
+    auth = Auth(check_revocation=False)  # this service holds the record: see _claims
+    revocations = Revocations()
     tokens = Tokens()
     passwords = PasswordPolicy()
     throttle = LoginThrottle()
@@ -84,10 +89,42 @@ class UserService:
 
     @http("GET", "/api/users/me")
     def me(self, request):
-        user = self._user_or_none(self.auth.user_id(request))
-        if user is None:
-            raise errors.Unauthorized("The account no longer exists")
-        return 200, {"user": user.to_dict()}
+        return 200, {"user": self._current_user(request).to_dict()}
+
+    @http("POST", "/api/users/logout")
+    def logout(self, request):
+        """Revokes the token of this request (until it would have expired anyway)."""
+        claims = self._claims(request)
+        expires_at = dt.datetime.fromtimestamp(claims["exp"], dt.timezone.utc)
+        self.db.session.execute(
+            pg_insert(RevokedToken)
+            .values(jti=claims["jti"], user_id=claims["sub"], expires_at=expires_at)
+            .on_conflict_do_nothing()
+        )
+        self.db.session.commit()
+        self.revocations.revoke(claims["jti"], claims["exp"])
+        return 204, None
+
+    @http("POST", "/api/users/me/password")
+    def change_password(self, request):
+        """Changes the password and revokes every token issued before (this one included)."""
+        user = self._current_user(request)
+        data = load_json(PasswordChangeSchema(), request)
+        if not verify_password(data["current_password"], user.password_hash):
+            raise errors.ValidationError(
+                "The current password is not right", {"current_password": ["Does not match."]}
+            )
+        user.password_hash = hash_password(data["new_password"], self.passwords.rounds)
+        user.tokens_valid_after = dt.datetime.now(dt.timezone.utc)
+        self.db.session.commit()
+        self.revocations.set_valid_after(user.id, user.tokens_valid_after.timestamp(), self.tokens.ttl_seconds)
+        log.info("password changed")
+        return 204, None
+
+    @rpc
+    def is_token_revoked(self, jti, user_id, issued_at):
+        """The record's answer, for services that cannot read the Redis mirror right now."""
+        return self._revoked_in_record({"jti": jti, "sub": user_id, "iat": issued_at})
 
     @rpc
     def get_user(self, user_id):
@@ -130,6 +167,29 @@ class UserService:
     def relay_outbox(self):
         self._relay_outbox()
 
+    @timer(interval=5)
+    def mirror_revocations(self):
+        """Reloads the Redis mirror of revocations when Redis lost it (restart, flush)."""
+        try:
+            if self.revocations.is_loaded():
+                return
+            now = dt.datetime.now(dt.timezone.utc)
+            tokens = self.db.session.execute(
+                select(RevokedToken.jti, RevokedToken.expires_at).where(RevokedToken.expires_at > now)
+            ).all()
+            cutoff = now - dt.timedelta(seconds=self.tokens.ttl_seconds)
+            users = self.db.session.execute(
+                select(User.id, User.tokens_valid_after).where(User.tokens_valid_after > cutoff)
+            ).all()
+            self.revocations.load(
+                [(jti, expires_at.timestamp()) for jti, expires_at in tokens],
+                [(user_id, valid_after.timestamp()) for user_id, valid_after in users],
+                self.tokens.ttl_seconds,
+            )
+            log.info("revocations mirrored to Redis", extra={"tokens": len(tokens), "users": len(users)})
+        except redis.RedisError as exc:
+            log.warning("revocation mirror unavailable: %s", exc)
+
     def _relay_outbox(self):
         try:
             OUTBOX.publish_pending(lambda: self.db.get_session(close_on_exit=True), self.dispatch)
@@ -142,6 +202,28 @@ class UserService:
             "redis": self.throttle.ping,
             "amqp": check_amqp(self.config["AMQP_URI"]),
         }
+
+    def _claims(self, request):
+        claims = self.auth.claims(request)
+        known = self.revocations.check(claims)
+        if known is None:
+            known = self._revoked_in_record(claims)
+        if known:
+            raise errors.Unauthorized("The access token has been revoked")
+        logs.bind(user_id=claims["sub"])
+        return claims
+
+    def _current_user(self, request):
+        user = self._user_or_none(self._claims(request)["sub"])
+        if user is None:
+            raise errors.Unauthorized("The account no longer exists")
+        return user
+
+    def _revoked_in_record(self, claims):
+        revoked = self.db.session.get(RevokedToken, str(claims["jti"]))
+        user = self._user_or_none(claims["sub"])
+        valid_after = user.tokens_valid_after.timestamp() if user and user.tokens_valid_after else None
+        return is_revoked(claims, revoked is not None, valid_after)
 
     def _find_by_email(self, email):
         return self.db.session.scalars(select(User).where(func.lower(User.email) == email.lower())).first()

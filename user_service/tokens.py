@@ -20,13 +20,15 @@ class TokenIssuer:
         self.ttl_seconds = ttl_seconds
 
     def issue(self, user_id):
-        now = int(time.time())
+        # iat to the millisecond (NumericDate may be fractional): a password change revokes every
+        # token issued before it, even one issued in the same second.
+        now = round(time.time(), 3)
         claims = {
             "sub": str(user_id),
             "iss": self.issuer,
             "aud": self.audience,
             "iat": now,
-            "exp": now + self.ttl_seconds,
+            "exp": int(now) + self.ttl_seconds,
             "jti": uuid.uuid4().hex,
         }
         token = jwt.encode(claims, self.private_key, algorithm=ALGORITHM, headers={"kid": self.kid})

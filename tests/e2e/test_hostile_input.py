@@ -45,7 +45,8 @@ FORMAT_BY_EXTENSION = {
 MIME_BY_EXTENSION = {
     "jpg": "image/jpeg", "jpeg": "image/jpeg", "mpo": "image/jpeg", "png": "image/png", "apng": "image/apng",
     "gif": "image/gif", "webp": "image/webp", "tif": "image/tiff", "tiff": "image/tiff", "bmp": "image/bmp",
-    "avif": "image/avif", "eps": "application/postscript", "psd": "image/vnd.adobe.photoshop", "dds": "image/vnd-ms.dds",
+    "avif": "image/avif", "eps": "application/postscript", "psd": "image/vnd.adobe.photoshop",
+    "dds": "image/vnd-ms.dds",
 }
 
 
@@ -299,7 +300,10 @@ def test_an_upload_without_the_file_is_a_validation_error(suite, uploader, case)
     [
         (b"", "multipart/form-data; boundary=nothing"),
         (b"--x\r\nnot a part", "multipart/form-data; boundary=x"),
-        (b"--x\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.jpg\"\r\n\r\n" + PHOTO, "multipart/form-data; boundary=x"),
+        (
+            b'--x\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n\r\n' + PHOTO,
+            "multipart/form-data; boundary=x",
+        ),
         (PHOTO, "multipart/form-data"),
         (PHOTO, "image/jpeg"),
         (b'{"image": "aGVsbG8="}', "application/json"),
@@ -327,7 +331,10 @@ def test_thousands_of_parts_are_refused_with_json(suite, uploader, image_first):
 
 @pytest.mark.parametrize(
     "operations",
-    [b"[" + b" " * (2 * 1024 * 1024) + b"]", json.dumps([{"type": "watermark", "text": "x" * (2 * 1024 * 1024)}]).encode()],
+    [
+        b"[" + b" " * (2 * 1024 * 1024) + b"]",
+        json.dumps([{"type": "watermark", "text": "x" * (2 * 1024 * 1024)}]).encode(),
+    ],
     ids=["2MB-of-spaces", "2MB-watermark-text"],
 )
 def test_a_huge_operations_field_is_refused_with_json(suite, uploader, operations):
@@ -475,7 +482,9 @@ def _assert_safe_stored_name(name, max_length=200):
 
 # (how it is written in the multipart part, the name the client meant)
 HOSTILE_NAMES = {
-    "crlf-rfc2231": (b"name=\"image\"; filename*=UTF-8''" + quote("фото\r\nX-Injected: 1.jpg").encode(), "фото\r\nX-Injected: 1.jpg"),
+    "crlf-rfc2231": (
+        b"name=\"image\"; filename*=UTF-8''" + quote("фото\r\nX-Injected: 1.jpg").encode(), "фото\r\nX-Injected: 1.jpg"
+    ),
     "crlf-html5-escaped": (b'name="image"; filename="' + "фото%0D%0AX-Injected: 1.jpg".encode() + b'"', None),
     "crlf-folded": (b'name="image"; filename="' + "фото\r\n X-Injected: 1.jpg".encode() + b'"', None),
     "unicode": (b'name="image"; filename="' + "Zoë 李.jpg".encode() + b'"', "Zoë 李.jpg"),
@@ -808,7 +817,7 @@ def test_a_unicode_email_is_either_accepted_as_typed_or_refused_cleanly(suite):
 RAW_SIGNUPS = {
     "surrogate-name": '{"name": "\\ud800", "email": "%s", "password": "a long enough password"}',
     "surrogate-in-name": '{"name": "Eve\\udfffX", "email": "%s", "password": "a long enough password"}',
-    "surrogate-password": '{"name": "Eve", "email": "%s", "password": "\\ud800\\ud800\\ud800\\ud800\\ud800\\ud800\\ud800\\ud800"}',
+    "surrogate-password": '{"name": "Eve", "email": "%s", "password": "' + "\\ud800" * 8 + '"}',
     "surrogate-email": '{"name": "Eve", "email": "\\ud800%s", "password": "a long enough password"}',
     "nul-password": '{"name": "Eve", "email": "%s", "password": "a long\\u0000enough password"}',
     "name-is-number": '{"name": 42, "email": "%s", "password": "a long enough password"}',
@@ -840,7 +849,10 @@ RAW_LOGINS = {
 @pytest.mark.parametrize("case", list(RAW_LOGINS))
 def test_hostile_logins_are_client_errors(suite, case):
     response = requests.post(
-        f"{suite.url}/api/users/login", data=RAW_LOGINS[case].encode(), headers={"Content-Type": "application/json"}, timeout=30
+        f"{suite.url}/api/users/login",
+        data=RAW_LOGINS[case].encode(),
+        headers={"Content-Type": "application/json"},
+        timeout=30,
     )
     assert_error_envelope(response, status={400, 401}, code={"validation_error", "invalid_credentials"})
 

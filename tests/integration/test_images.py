@@ -4,12 +4,14 @@ import re
 import time
 
 import pytest
+import redis
 from nameko.testing.services import entrypoint_hook
 from PIL import Image as PILImage
 from sqlalchemy import func, select
 
 from process_service.service import ProcessService
 from shared.db import make_engine
+from shared.revocation import LOADED_KEY
 from tests.conftest import CORPUS_DIR, free_port
 from tests.support.clients import ImagesClient, issuer_from, new_user_id
 from upload_service.models import Image, OutboxEvent
@@ -34,8 +36,10 @@ def process_service(container_factory, config):
 
 
 @pytest.fixture
-def client_for(config, web_url):
+def client_for(config, web_url, redis_url):
     issuer = issuer_from(config)
+    # No user_service here: stand in for its mirror of revocations (none revoked), as it keeps it.
+    redis.Redis.from_url(redis_url).set(LOADED_KEY, "1")
 
     def make(user_id=None):
         return ImagesClient(web_url, issuer.issue(user_id or new_user_id())["access_token"])
@@ -320,3 +324,39 @@ def test_a_duplicate_upload_event_does_not_process_a_finished_image_again(
     with entrypoint_waiter(process_service, "process"):
         event_dispatcher(config)("upload_service", "image_uploaded", duplicate)
     assert os.stat(output).st_mtime_ns == written, "not processed again"
+
+
+def test_other_services_refuse_revoked_tokens_even_when_redis_forgets(
+    container_factory, upload_service, config, web_url, redis_url
+):
+    import redis as redis_client
+    import requests
+
+    from user_service.service import UserService
+
+    users_url = f"127.0.0.1:{free_port()}"
+    users = container_factory(UserService, {**config, "WEB_SERVER_ADDRESS": users_url})
+    users.start()
+    email = f"rev.{os.urandom(4).hex()}@example.com"
+    requests.post(f"http://{users_url}/api/users/signup", json={"name": "R", "email": email, "password": "password123"})
+    token = requests.post(f"http://{users_url}/api/users/login", json={"email": email, "password": "password123"}).json()[
+        "access_token"
+    ]
+    client = ImagesClient(web_url, token)
+    with entrypoint_hook(users, "mirror_revocations") as mirror:
+        mirror()
+    assert client.list().status_code == 200
+    requests.post(f"http://{users_url}/api/users/logout", headers=client.headers)
+    assert client.list().status_code == 401, "seen in the Redis mirror"
+    redis_client.Redis.from_url(redis_url).flushdb()
+    refused = client.list()
+    assert refused.status_code == 401, "asked user_service over RPC"
+    assert refused.json()["error"]["code"] == "unauthorized"
+
+
+def test_when_no_one_can_tell_whether_a_token_is_revoked_the_answer_is_503(upload_service, client_for, redis_url):
+    client = client_for()
+    redis.Redis.from_url(redis_url).delete(LOADED_KEY)  # the mirror is gone and user_service is not running
+    response = client.list()
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "service_unavailable"

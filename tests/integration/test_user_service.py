@@ -159,3 +159,64 @@ def test_healthz_reports_each_dependency(user_service, web_url):
     response = requests.get(f"{web_url}/healthz")
     assert response.status_code == 200
     assert response.json()["checks"] == {"database": "ok", "redis": "ok", "amqp": "ok"}
+
+
+def bearer_headers(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def me(web_url, token):
+    return requests.get(f"{web_url}/api/users/me", headers=bearer_headers(token))
+
+
+def account(web_url, password="correct horse battery"):
+    email = unique_email()
+    signup(web_url, email=email, password=password)
+    return email, login(web_url, email=email, password=password).json()["access_token"]
+
+
+def test_logout_revokes_that_token_only(user_service, web_url):
+    email, token = account(web_url)
+    other = login(web_url, email=email).json()["access_token"]
+    assert me(web_url, token).status_code == 200
+    assert requests.post(f"{web_url}/api/users/logout", headers=bearer_headers(token)).status_code == 204
+    refused = me(web_url, token)
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthorized"
+    assert me(web_url, other).status_code == 200
+
+
+def test_a_password_change_revokes_every_older_token(user_service, web_url):
+    email, token = account(web_url)
+    other = login(web_url, email=email).json()["access_token"]
+    wrong = requests.post(
+        f"{web_url}/api/users/me/password",
+        headers=bearer_headers(token),
+        json={"current_password": "not it", "new_password": "a brand new password"},
+    )
+    assert wrong.status_code == 400 and "current_password" in wrong.json()["error"]["details"]
+    changed = requests.post(
+        f"{web_url}/api/users/me/password",
+        headers=bearer_headers(token),
+        json={"current_password": "correct horse battery", "new_password": "a brand new password"},
+    )
+    assert changed.status_code == 204
+    assert me(web_url, token).status_code == 401
+    assert me(web_url, other).status_code == 401
+    assert login(web_url, email=email).status_code == 401
+    fresh = login(web_url, email=email, password="a brand new password").json()["access_token"]
+    assert me(web_url, fresh).status_code == 200
+
+
+def test_a_revoked_token_stays_revoked_when_redis_forgets(user_service, web_url, redis_url):
+    import redis as redis_client
+
+    from shared.revocation import LOADED_KEY
+
+    _, token = account(web_url)
+    requests.post(f"{web_url}/api/users/logout", headers=bearer_headers(token))
+    redis_client.Redis.from_url(redis_url).flushdb()  # as after a Redis restart without persistence
+    assert me(web_url, token).status_code == 401, "answered from PostgreSQL meanwhile"
+    with entrypoint_hook(user_service, "mirror_revocations") as mirror:
+        mirror()
+    assert redis_client.Redis.from_url(redis_url).exists(LOADED_KEY)
+    assert me(web_url, token).status_code == 401, "and from the reloaded mirror"

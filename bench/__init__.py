@@ -1,0 +1,1 @@
+"""Performance benchmarks of imageproc: see bench/README.md."""
