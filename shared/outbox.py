@@ -14,7 +14,7 @@ import uuid
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
-from sqlalchemy import JSON, Column, DateTime, Integer, String, select
+from sqlalchemy import JSON, Column, DateTime, Integer, String, delete, select
 from sqlalchemy.dialects.postgresql import UUID
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,9 @@ class Outbox:
                 sent += 1
             session.commit()
         return sent
+
+    def delete_published_before(self, session, cutoff):
+        session.execute(delete(self.model).where(self.model.published_at < cutoff))
 
     @staticmethod
     def _publish(row, dispatch):

@@ -35,11 +35,16 @@ from upload_service.schemas import (
     status_query_schema,
     status_to_dict,
 )
-from upload_service.storage import safe_filename
+from upload_service.storage import Sweeper, safe_filename
 
 log = logging.getLogger(__name__)
 
 OUTBOX = Outbox(OutboxEvent)
+# Housekeeping: files a crash left behind are removed once older than an hour (no upload takes
+# that long); published outbox rows are kept a week for inspection.
+SWEEP_INTERVAL_SECONDS = 600
+ORPHAN_MIN_AGE_SECONDS = 3600
+OUTBOX_RETENTION = dt.timedelta(days=7)
 # Room for the multipart framing and the operations field around the file itself.
 MULTIPART_OVERHEAD_BYTES = 1024 * 1024
 
@@ -277,6 +282,15 @@ class UploadService:
     def relay_outbox(self):
         self._relay_outbox()
 
+    @timer(interval=SWEEP_INTERVAL_SECONDS)
+    def sweep_storage(self):
+        """Removes what crashes left on disk, and outbox rows published long ago."""
+        removed = Sweeper(self.storage, ORPHAN_MIN_AGE_SECONDS).sweep(self._existing_image_ids)
+        if removed:
+            log.warning("swept %d orphaned file(s)", len(removed), extra={"files": [p.name for p in removed][:50]})
+        OUTBOX.delete_published_before(self.db.session, utcnow() - OUTBOX_RETENTION)
+        self.db.session.commit()
+
     @http("GET", "/metrics")
     def prometheus_metrics(self, request):
         pending = self.db.session.scalar(
@@ -300,6 +314,13 @@ class UploadService:
             OUTBOX.publish_pending(lambda: self.db.get_session(close_on_exit=True), self.dispatch)
         except Exception as exc:  # the relay retries on its next run
             log.warning("outbox relay failed: %s", exc)
+
+    def _existing_image_ids(self, image_ids):
+        found = set()
+        for start in range(0, len(image_ids), 500):
+            chunk = image_ids[start:start + 500]
+            found.update(self.db.session.scalars(select(Image.id).where(Image.id.in_(chunk))))
+        return found
 
     def _checks(self):
         return {

@@ -9,6 +9,7 @@ here are part of the deployment: keep them in step with nginx.conf.
 import errno
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -77,3 +78,48 @@ def safe_filename(name, fallback="image"):
     name = Path(str(name or "").replace("\\", "/")).name
     name = "".join(ch for ch in name if ch.isprintable() and ch not in '"<>|:*?/\\').strip(" .")
     return name[:200] or fallback
+
+
+def image_id_of(path):
+    """The image id a stored file belongs to (`<id>` or `<id>.<ext>`), or None for anything else."""
+    try:
+        return uuid.UUID(path.name.split(".", 1)[0])
+    except ValueError:
+        return None
+
+
+class Sweeper:
+    """Finds what a crash can leave behind: half-written uploads (`.part`) and files whose image
+    has no row (a process killed between writing the file and committing the row, or a result
+    that arrived for a deleted image). Only files older than `min_age_seconds` are candidates, so
+    an upload in progress is never touched."""
+
+    def __init__(self, storage, min_age_seconds):
+        self.storage = storage
+        self.min_age_seconds = min_age_seconds
+
+    def old_files(self):
+        cutoff = time.time() - self.min_age_seconds
+        for folder in (ORIGINALS, OUTPUTS):
+            for path in (self.storage.root / folder).iterdir():
+                try:
+                    if path.is_file() and path.stat().st_mtime < cutoff:
+                        yield path
+                except FileNotFoundError:
+                    continue
+
+    def sweep(self, existing_ids):
+        """Removes old partial files and old files of images that `existing_ids(ids)` does not know.
+        Returns the paths removed."""
+        candidates = list(self.old_files())
+        partial = [path for path in candidates if path.name.startswith(".")]
+        by_id = {}
+        for path in candidates:
+            image_id = image_id_of(path)
+            if image_id is not None and not path.name.startswith("."):
+                by_id.setdefault(image_id, []).append(path)
+        known = existing_ids(list(by_id)) if by_id else set()
+        orphans = [path for image_id, paths in by_id.items() if image_id not in known for path in paths]
+        for path in partial + orphans:
+            path.unlink(missing_ok=True)
+        return partial + orphans

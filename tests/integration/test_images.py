@@ -360,3 +360,28 @@ def test_when_no_one_can_tell_whether_a_token_is_revoked_the_answer_is_503(uploa
     response = client.list()
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "service_unavailable"
+
+
+def test_the_sweeper_removes_what_a_crash_left_behind_and_nothing_else(upload_service, client_for, config):
+    import uuid as uuid_module
+
+    from nameko.testing.services import entrypoint_hook as hook
+
+    client = client_for()
+    kept = client.upload(HOPPER).json()["image"]["id"]
+    root = f"{config['STORAGE_DIR']}"
+    orphan_original = f"{root}/originals/{uuid_module.uuid4()}"
+    orphan_output = f"{root}/outputs/{uuid_module.uuid4()}.png"
+    partial = f"{root}/originals/.{uuid_module.uuid4()}.abc.part"
+    fresh_orphan = f"{root}/originals/{uuid_module.uuid4()}"
+    for path in (orphan_original, orphan_output, partial, fresh_orphan, f"{root}/originals/{kept}"):
+        if not os.path.exists(path):
+            open(path, "wb").write(b"x")
+    two_hours_ago = time.time() - 7200
+    for path in (orphan_original, orphan_output, partial, f"{root}/originals/{kept}"):
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    with hook(upload_service, "sweep_storage") as sweep:
+        sweep()
+    assert not os.path.exists(orphan_original) and not os.path.exists(orphan_output) and not os.path.exists(partial)
+    assert os.path.exists(fresh_orphan), "too young: might be an upload in progress"
+    assert os.path.exists(f"{root}/originals/{kept}"), "an image's own file stays"
