@@ -6,6 +6,7 @@ from shared.budget import PixelBudget
 from upload_service.status import StatusCache, StatusNotifier
 from upload_service.storage import Storage
 
+REDIS_POOL_SIZE = 20
 # How many pixels one process may be decoding at once while validating uploads (~4 bytes each).
 DEFAULT_DECODE_BUDGET_PIXELS = 100_000_000
 
@@ -24,7 +25,12 @@ class ImageStatus(DependencyProvider):
     def setup(self):
         url = self.container.config["REDIS_URL"]
         options = {"decode_responses": True, "socket_connect_timeout": 1, "health_check_interval": 10}
-        self.client = redis.Redis.from_url(url, socket_timeout=1, **options)
+        # A bounded pool: a thousand long-polls checking at once wait briefly for a connection
+        # instead of opening a thousand.
+        pool = redis.BlockingConnectionPool.from_url(
+            url, max_connections=REDIS_POOL_SIZE, timeout=2, socket_timeout=1, **options
+        )
+        self.client = redis.Redis(connection_pool=pool)
         # The subscriber blocks on reads between messages: no read timeout there.
         self.notifier = StatusNotifier(redis.Redis.from_url(url, **options))
         self.cache = StatusCache(self.client)
