@@ -13,6 +13,8 @@ from nameko_sqlalchemy.database import Session
 from shared.config import database_url
 
 ENGINE_OPTIONS = {
+    # SQL errors must not quote row values into logs (password hashes, emails).
+    "hide_parameters": True,
     "pool_pre_ping": True,
     "pool_size": 10,
     "max_overflow": 20,

@@ -16,10 +16,15 @@ def json_body(request):
         raise errors.ValidationError("The request body is too large for this endpoint")
     try:
         body = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise errors.ValidationError("The request body is not valid JSON", {"body": ["Invalid JSON."]})
     if not isinstance(body, dict):
         raise errors.ValidationError("The request body must be a JSON object", {"body": ["Must be an object."]})
+    try:
+        # JSON may carry lone surrogates ("\ud800"): valid JSON, but no text can be stored or hashed.
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise errors.ValidationError("The request body holds invalid Unicode", {"body": ["Invalid Unicode."]})
     return body
 
 

@@ -45,6 +45,7 @@ OUTBOX = Outbox(OutboxEvent)
 SWEEP_INTERVAL_SECONDS = 600
 ORPHAN_MIN_AGE_SECONDS = 3600
 OUTBOX_RETENTION = dt.timedelta(days=7)
+MAX_OPERATIONS_FIELD_BYTES = 64 * 1024
 # Room for the multipart framing and the operations field around the file itself.
 MULTIPART_OVERHEAD_BYTES = 1024 * 1024
 
@@ -75,9 +76,7 @@ class UploadService:
         logs.bind(user_id=user_id)
         request.max_content_length = self.limits.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
         upload = self._single_file(request)
-        operations = validate_operations(
-            self._operations_field(request.form.get("operations")), self.limits.max_operations
-        )
+        operations = validate_operations(operations_from(request), self.limits.max_operations)
 
         image_id = uuid.uuid4()
         logs.bind(image_id=image_id)
@@ -98,6 +97,10 @@ class UploadService:
             )
             session = self.db.session
             session.add(image)
+            session.flush()
+            # The answer is what was accepted: read before the event can make the image move on.
+            body = {"image": image_to_dict(image)}
+            self.status.cache.set(image_id, QUEUED)
             OUTBOX.add(session, "image_uploaded", {
                 "image_id": str(image_id),
                 "user_id": str(user_id),
@@ -113,10 +116,9 @@ class UploadService:
             self.db.session.rollback()
             self.storage.remove(original_path)
             raise
-        self.status.cache.set(image_id, QUEUED)
         self._relay_outbox()
         log.info("image accepted", extra={"format": info["format"], "operations": len(operations)})
-        return 202, {"image": image_to_dict(image)}
+        return 202, body
 
     @http("GET", "/api/images/status/<image_id>")
     def image_status(self, request, image_id):
@@ -339,15 +341,6 @@ class UploadService:
             )
         return files[0]
 
-    @staticmethod
-    def _operations_field(raw):
-        if raw is None or raw.strip() == "":
-            return []
-        try:
-            return json.loads(raw)
-        except ValueError:
-            raise errors.InvalidOperations("'operations' is not valid JSON", {"reason": "invalid JSON"})
-
     def _inspect(self, path):
         """Decodes the upload once, in a native thread, within the process's pixel budget."""
         width, height = imaging.header_size(path)
@@ -370,6 +363,28 @@ class UploadService:
         status = self.db.session.scalar(select(Image.status).where(Image.id == image_id))
         self.db.session.close()
         return status is None or status in FINAL_STATUSES
+
+
+def operations_from(request):
+    """The `operations` field, as text or as a file part (`curl -F operations=@ops.json`), decoded.
+    Absent or empty: no operations. Sent twice: refused, as two images are."""
+    texts = request.form.getlist("operations")
+    for part in request.files.getlist("operations"):
+        raw = part.stream.read(MAX_OPERATIONS_FIELD_BYTES + 1)
+        if len(raw) > MAX_OPERATIONS_FIELD_BYTES:
+            raise errors.InvalidOperations("'operations' is too large", {"reason": "too large"})
+        try:
+            texts.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise errors.InvalidOperations("'operations' is not UTF-8 text", {"reason": "not UTF-8"})
+    if len(texts) > 1:
+        raise errors.InvalidOperations("Send 'operations' once", {"reason": "sent more than once"})
+    if not texts or not texts[0].strip():
+        return []
+    try:
+        return json.loads(texts[0])
+    except (ValueError, RecursionError):
+        raise errors.InvalidOperations("'operations' is not valid JSON", {"reason": "invalid JSON"})
 
 
 def content_disposition(filename):

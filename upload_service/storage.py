@@ -17,6 +17,7 @@ from shared import errors
 from shared.config import resolve_path
 
 ORIGINALS, OUTPUTS = "originals", "outputs"
+MAX_FILENAME_LENGTH = 200
 COPY_CHUNK = 1024 * 1024
 
 
@@ -77,7 +78,11 @@ def safe_filename(name, fallback="image"):
     """The client's file name, reduced to something safe to store and to echo in headers."""
     name = Path(str(name or "").replace("\\", "/")).name
     name = "".join(ch for ch in name if ch.isprintable() and ch not in '"<>|:*?/\\').strip(" .")
-    return name[:200] or fallback
+    if len(name) > MAX_FILENAME_LENGTH:
+        stem, dot, extension = name.rpartition(".")
+        keep = extension if dot and len(extension) <= 10 else ""
+        name = name[: MAX_FILENAME_LENGTH - len(keep) - 1].rstrip(" .") + ("." + keep if keep else "")
+    return name or fallback
 
 
 def image_id_of(path):

@@ -62,7 +62,9 @@ class UserService:
             session.flush()
         except IntegrityError:
             session.rollback()
-            raise errors.EmailTaken(details={"email": ["Already registered."]})
+            # `from None`: the database error quotes the row, password hash included, and nameko
+            # logs the whole chain.
+            raise errors.EmailTaken(details={"email": ["Already registered."]}) from None
         logs.bind(user_id=user.id)
         OUTBOX.add(session, "user_registered", {**user.to_dict(), "user_id": str(user.id)})
         session.commit()

@@ -30,7 +30,7 @@ from schemathesis.config import SchemathesisConfig
 
 from shared.config import REPO_ROOT
 from tests.support.clients import ImagesClient, bearer
-from tests.support.hostile import sign_up_and_log_in, small_image
+from tests.support.hostile import ACCOUNT_PASSWORD, sign_up_and_log_in, small_image
 
 pytestmark = pytest.mark.e2e
 
@@ -45,9 +45,11 @@ CONFIG = SchemathesisConfig.from_dict(
             "max-examples": MAX_EXAMPLES,
             "deterministic": True,
             "no-shrink": True,
-            "database": "none",  # nothing written to .hypothesis/ in the repository
+            # No example database: a run never replays an earlier run's failures, so CI is repeatable.
+            # (Hypothesis still keeps small caches in .hypothesis/, which it git-ignores itself.)
+            "database": "none",
         },
-        "phases": {"stateful": {"enabled": False}},  # links are not declared: nothing to chain
+        "phases": {"stateful": {"enabled": False}},  # the document declares no links: nothing to chain
         "suppress-health-check": ["too_slow", "filter_too_much", "data_too_large"],
     }
 )
@@ -60,9 +62,6 @@ CHECKS = [
     schemathesis.checks.response_schema_conformance,
 ]
 REQUEST_TIMEOUT = 75  # the status long poll may legitimately wait up to 60 s
-
-
-PASSWORD = "a long enough password"  # what sign_up_and_log_in gives every account
 
 
 class Fuzzing:
@@ -78,7 +77,7 @@ class Fuzzing:
     def fresh_token(self):
         """Another token of the fuzzing account, for a request that revokes the one it carries."""
         login = requests.post(
-            f"{self.url}/api/users/login", json={"email": self.user["email"], "password": PASSWORD}, timeout=30
+            f"{self.url}/api/users/login", json={"email": self.user["email"], "password": ACCOUNT_PASSWORD}, timeout=30
         )
         assert login.status_code == 200, login.text
         return login.json()["access_token"]
@@ -86,7 +85,7 @@ class Fuzzing:
     def throwaway_account(self):
         """(token, password) of an account of its own, for a request that revokes all its tokens."""
         _, token = sign_up_and_log_in(self.url, "Throwaway")
-        return token, PASSWORD
+        return token, ACCOUNT_PASSWORD
 
 
 def _final_image(images, operations):

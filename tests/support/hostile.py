@@ -59,10 +59,14 @@ def _as_set(value):
 # -- accounts -----------------------------------------------------------------------------------
 
 
+ACCOUNT_PASSWORD = "a long enough password"
+
+
 def sign_up_and_log_in(base_url, name="Hostile"):
-    """(user, token) of a fresh account; usable from fixtures of any scope (unlike `new_account`)."""
+    """(user, token) of a fresh account whose password is ACCOUNT_PASSWORD; usable from fixtures of
+    any scope (unlike the function-scoped `new_account`)."""
     email = f"{re.sub(r'[^a-z]', '', name.lower()) or 'user'}.{uuid.uuid4().hex[:10]}@example.com"
-    password = "a long enough password"
+    password = ACCOUNT_PASSWORD
     signup = requests.post(
         f"{base_url}/api/users/signup", json={"name": name, "email": email, "password": password}, timeout=30
     )
