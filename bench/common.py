@@ -147,7 +147,18 @@ def machine_info():
         )
     except (OSError, StopIteration):
         model = platform.processor() or "unknown"
+    import subprocess
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                                text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench"],
+                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=5).stdout.strip()
+        commit += " (+ uncommitted changes)" if dirty else ""
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
     return {
+        "commit": commit,
         "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "cpus": os.cpu_count(),
         "cpu_model": model,
@@ -161,7 +172,7 @@ def print_machine(out=print):
     m = machine_info()
     out(
         f"machine: {m['cpus']} cores ({m['cpu_model']}), kernel {m['kernel']}, Python {m['python']}; "
-        f"{m['date']}; load average {m['loadavg'][0]:.2f} {m['loadavg'][1]:.2f} {m['loadavg'][2]:.2f}"
+        f"{m['date']}; commit {m['commit']}; load average {m['loadavg'][0]:.2f} {m['loadavg'][1]:.2f} {m['loadavg'][2]:.2f}"
     )
 
 

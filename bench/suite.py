@@ -68,6 +68,22 @@ _STARTED = re.compile(r"\s(\w+)\.\d+\s+started \(pid=(\d+)\)")
 _LINE = re.compile(r"^\S+ (\S+?)(?:\.\d+)?\s+\| (.*)$")
 
 
+def _program_pid(pid):
+    """The pid of the program itself when `pid` is a `/bin/sh -c` wrapper waiting for it."""
+    from bench.common import children_of
+
+    for _ in range(3):
+        try:
+            argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+        except OSError:
+            return pid
+        children = children_of(pid)
+        if not argv0.endswith(b"sh") or len(children) != 1:
+            return pid
+        pid = children[0]
+    return pid
+
+
 def suite_env(**extra):
     env = dict(os.environ)
     env.update(SUITE_ENV)
@@ -169,6 +185,8 @@ class Suite:
         missing = [name for name in (*SERVICE_PORTS, "nginx") if name not in self.pids]
         if missing:
             raise RuntimeError(f"no pid seen for {missing}; see {self.log_path}")
+        # honcho runs each Procfile line through /bin/sh -c: the pid it prints may be that shell.
+        self.pids = {name: _program_pid(pid) for name, pid in self.pids.items()}
         self.out(f"suite: ready in {time.monotonic() - started:.1f}s; pids {self.pids}")
         return self
 

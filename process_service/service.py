@@ -17,7 +17,7 @@ from shared.delivery import Delivery, event_handler, retry_when_unavailable
 from shared.config import resolve_path
 from shared.health import check_amqp, health_response
 from shared.http import http
-from shared.metrics import WORK_WAITING, EntrypointMetrics, metrics_response, queue_depth
+from shared.metrics import OPERATION_SECONDS, WORK_WAITING, EntrypointMetrics, metrics_response, queue_depth
 from shared.tracing import EventDispatcher, RpcProxy, Tracing, run_in_thread, tracer
 from process_service.pipeline import PipelineError, process_image
 
@@ -44,6 +44,16 @@ class Workbench(DependencyProvider):
     def check_storage(self):
         if not os.access(self.storage_root / "outputs", os.W_OK):
             raise PermissionError("outputs folder is not writable")
+
+
+def record_steps(timings):
+    """The pipeline's step timings as child spans of the current one, and as duration metrics."""
+    for step, output_format, started, ended in timings:
+        span = tracer().start_span(
+            f"pipeline.{step}", start_time=started, attributes={"image.output_format": output_format}
+        )
+        span.end(end_time=ended)
+        OPERATION_SECONDS.labels(step, output_format).observe((ended - started) / 1e9)
 
 
 class ProcessService:
@@ -85,8 +95,14 @@ class ProcessService:
             raise PipelineError("source_missing", "The original file is no longer stored")
         stem = bench.storage_root / "outputs" / payload["image_id"]
         pixels = min(int(payload.get("width", 0)) * int(payload.get("height", 0)), bench.max_pixels)
+        timings = []
         with bench.budget.reserve(pixels), tracer().start_as_current_span("pipeline"):
-            result = run_in_thread(process_image, str(source), payload["operations"], str(stem), bench.max_pixels)
+            try:
+                result = run_in_thread(
+                    process_image, str(source), payload["operations"], str(stem), bench.max_pixels, timings
+                )
+            finally:
+                record_steps(timings)
         return {
             "path": os.path.relpath(result["path"], bench.storage_root),
             "width": result["width"],

@@ -111,10 +111,12 @@ class Auth(DependencyProvider):
             issuer=config["JWT_ISSUER"],
             audience=config["JWT_AUDIENCE"],
         )
-        client = redis.Redis.from_url(
-            config["REDIS_URL"], socket_timeout=1, socket_connect_timeout=1, decode_responses=True
+        # Bounded: every request checks, and redis-py's default pool would open up to 100.
+        pool = redis.BlockingConnectionPool.from_url(
+            config["REDIS_URL"], max_connections=10, timeout=2,
+            socket_timeout=1, socket_connect_timeout=1, decode_responses=True,
         )
-        self.revocations = RevocationCache(client)
+        self.revocations = RevocationCache(redis.Redis(connection_pool=pool))
         self.rpc_timeout = float(config.get("RPC_TIMEOUT_SECONDS") or 10)
 
     def get_dependency(self, worker_ctx):

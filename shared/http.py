@@ -9,6 +9,8 @@ import logging
 import secrets
 from functools import partial
 
+import eventlet
+import sqlalchemy.exc
 from eventlet.event import Event
 
 from nameko.exceptions import BadRequest
@@ -36,6 +38,9 @@ MAPPED_ERRORS = {
     errors.ServiceUnavailable: (503, "service_unavailable"),
 }
 
+# Overload, not a bug: every pooled database connection stayed busy longer than the pool waits.
+OVERLOAD_ERRORS = (sqlalchemy.exc.TimeoutError,)
+
 # werkzeug raises these while routing or parsing; their codes keep the contract's vocabulary.
 WERKZEUG_CODES = {
     400: "bad_request",
@@ -47,6 +52,7 @@ WERKZEUG_CODES = {
 }
 
 TRACE_HEADERS = ("traceparent", "tracestate")
+LISTEN_BACKLOG = 2048
 
 
 def json_response(payload, status=200, headers=None):
@@ -109,6 +115,16 @@ class JsonWebServer(WebServer):
     def get_wsgi_app(self):
         return JsonWsgiApp(self)
 
+    def start(self):
+        # nameko listens with eventlet's default backlog of 50: a burst of connections overflows
+        # it and nginx sees resets (502). The kernel caps this at net.core.somaxconn.
+        if not self._starting:
+            self._starting = True
+            self._sock = eventlet.listen(self.bind_addr, backlog=LISTEN_BACKLOG)
+            self._sock.settimeout(None)  # as nameko: works around kombu issue 838
+            self._serv = self.get_wsgi_server(self._sock, self.get_wsgi_app())
+            self._gt = self.container.spawn_managed_thread(self.run)
+
     def context_data_from_headers(self, request):
         if not request.headers.get("traceparent"):
             request.environ["HTTP_TRACEPARENT"] = new_traceparent()
@@ -163,6 +179,10 @@ class HttpEntrypoint(HttpRequestHandler):
                 status, code = self.mapped_errors[cls]
                 headers = {"WWW-Authenticate": 'Bearer realm="imageproc"'} if status == 401 else None
                 return error_response(status, code, exc.message, exc.details, headers=headers)
+        if isinstance(exc, OVERLOAD_ERRORS):
+            return error_response(
+                503, "service_unavailable", "The service is busy; try again shortly", headers={"Retry-After": "1"}
+            )
         if isinstance(exc, HTTPException):
             return error_response(
                 exc.code, WERKZEUG_CODES.get(exc.code, "http_error"), exc.description or exc.name

@@ -120,8 +120,10 @@ def unsampled():
 
 
 def run_in_thread(fn, *args, **kwargs):
-    """Runs CPU-bound `fn` in a native thread (so the event loop and AMQP heartbeats go on),
-    with the caller's trace context, so spans opened inside are children of the caller's."""
+    """Runs CPU-bound `fn` in a native thread (so the event loop and AMQP heartbeats go on), with
+    the caller's context. `fn` must not log, open spans or touch metrics: under eventlet those
+    libraries' locks are green locks, and contending one from a native thread deadlocks. Return
+    timings as data instead (see process_service.pipeline)."""
     ctx = contextvars.copy_context()
     return tpool.execute(ctx.run, fn, *args, **kwargs)
 

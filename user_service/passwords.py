@@ -6,8 +6,10 @@ ASCII bytes, keeps every character significant, and has no NUL bytes for bcrypt 
 """
 import base64
 import hashlib
+import os
 
 import bcrypt
+from eventlet.semaphore import Semaphore
 
 from shared.tracing import run_in_thread, tracer
 
@@ -24,13 +26,18 @@ def _verify(password, password_hash):
     return bcrypt.checkpw(_prehash(password), password_hash.encode("ascii"))
 
 
+# bcrypt is CPU-bound by design: more hashes at once than cores only makes each one slower, and
+# would take every native thread. Others wait here, in the event loop, without blocking it.
+_hashing_slots = Semaphore(max(1, os.cpu_count() or 1))
+
+
 def hash_password(password, rounds):
-    with tracer().start_as_current_span("bcrypt.hash"):
+    with tracer().start_as_current_span("bcrypt.hash"), _hashing_slots:
         return run_in_thread(_hash, password, rounds)
 
 
 def verify_password(password, password_hash):
-    with tracer().start_as_current_span("bcrypt.verify"):
+    with tracer().start_as_current_span("bcrypt.verify"), _hashing_slots:
         return run_in_thread(_verify, password, password_hash)
 
 
