@@ -4,6 +4,7 @@ A check is a callable that raises when its dependency is unusable; each runs und
 hung dependency reads as down instead of hanging the probe.
 """
 import logging
+import time
 
 import eventlet
 from kombu import Connection
@@ -32,10 +33,19 @@ def run_checks(checks):
     return all(value == "ok" for value in results.values()), results
 
 
+# A broker that answered this recently is taken as up: opening an AMQP connection on every probe
+# costs tens of milliseconds and a connection churn on the broker.
+AMQP_OK_TTL_SECONDS = 5
+_amqp_ok_at = {}
+
+
 def check_amqp(amqp_uri):
     def check():
+        if time.monotonic() - _amqp_ok_at.get(amqp_uri, float("-inf")) < AMQP_OK_TTL_SECONDS:
+            return
         with Connection(amqp_uri, connect_timeout=CHECK_TIMEOUT) as connection:
             connection.ensure_connection(max_retries=1)
+        _amqp_ok_at[amqp_uri] = time.monotonic()
 
     return check
 
