@@ -18,6 +18,7 @@ What the output is:
 - Written to `<dst_path_stem>.<ext>` atomically: a temporary file in the same folder, then renamed.
 """
 import contextlib
+import errno
 import io
 import math
 import os
@@ -252,6 +253,11 @@ def _encode(image, output_format, quality, icc_profile, dst_path_stem):
     path = f"{dst_path_stem}.{output_format.extension}"
     try:
         _save_atomically(image, path, output_format.pillow, options)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            # Not the image's fault: retried later (see shared.delivery), not failed for good.
+            raise errors.ServiceUnavailable("No space left to write the result") from exc
+        raise PipelineError("encode_error", f"Cannot write {output_format.name}: {type(exc).__name__}") from exc
     except Exception as exc:  # noqa: BLE001 - Pillow's encoders raise OSError, ValueError, KeyError...
         raise PipelineError("encode_error", f"Cannot write {output_format.name}: {type(exc).__name__}: {exc}") from exc
     return {

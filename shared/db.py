@@ -4,6 +4,9 @@
 instrumented for tracing, checks connections before use (PostgreSQL restarts leave dead ones in the
 pool) and fails fast when the server is away instead of holding a worker.
 """
+import logging
+
+import sqlalchemy.exc
 from nameko_sqlalchemy import Database as _Database
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from sqlalchemy import create_engine, text
@@ -11,6 +14,8 @@ from sqlalchemy.orm import sessionmaker
 from nameko_sqlalchemy.database import Session
 
 from shared.config import database_url
+
+log = logging.getLogger(__name__)
 
 ENGINE_OPTIONS = {
     # SQL errors must not quote row values into logs (password hashes, emails).
@@ -38,6 +43,14 @@ class Database(_Database):
         self.db_uri = database_url(self.container.config, self.url_key)
         self.engine = make_engine(self.db_uri, **self.engine_options)
         self.Session = sessionmaker(bind=self.engine, class_=Session, **self.session_options)
+
+    def worker_teardown(self, worker_ctx):
+        # Closing a session rolls back on its connection; if PostgreSQL restarted meanwhile that
+        # raises, and an exception here would kill the whole service container.
+        try:
+            super().worker_teardown(worker_ctx)
+        except sqlalchemy.exc.DBAPIError as exc:
+            log.warning("closing a database session failed: %s", exc)
 
     def ping(self):
         with self.engine.connect() as connection:

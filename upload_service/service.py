@@ -10,6 +10,7 @@ from urllib.parse import quote
 from nameko.dependency_providers import Config
 from nameko.rpc import rpc
 from nameko.timer import timer
+import sqlalchemy.exc
 from sqlalchemy import func, select, tuple_, update
 from werkzeug.wrappers import Response
 
@@ -197,6 +198,13 @@ class UploadService:
 
     @rpc
     def start_processing(self, image_id):
+        try:
+            return self._start_processing(image_id)
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlalchemy.exc.TimeoutError) as exc:
+            # Reaches process_service as its own ServiceUnavailable: retried there, not dead-lettered.
+            raise errors.ServiceUnavailable("The image database is unavailable") from exc
+
+    def _start_processing(self, image_id):
         """process_service asks before it processes an image. A duplicate message for an image that
         is finished or deleted is skipped; an image whose processing was started more than
         MAX_PROCESSING_ATTEMPTS times (its worker crashed each time) fails for good."""

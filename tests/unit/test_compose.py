@@ -44,6 +44,21 @@ LOG_SHIPPED = {name: name for name in NAMEKO_SERVICES} | {"nginx": "gateway"}
 DEPLOY_DIR = REPO_ROOT / "deploy"
 PROMETHEUS_CONFIG = DEPLOY_DIR / "prometheus" / "prometheus.yml"
 FILEBEAT_CONFIG = DEPLOY_DIR / "filebeat" / "filebeat.yml"
+
+
+class _PlainLoader(yaml.SafeLoader):
+    """YAML as Compose, Prometheus and Filebeat read it: shared.config teaches yaml.SafeLoader
+    nameko's `${VAR:default}` substitution, which would rewrite their own `${...}` references."""
+
+
+_PlainLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "!env_var"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def plain_yaml(text):
+    return yaml.load(text, Loader=_PlainLoader)
 LOGSTASH_PIPELINE = DEPLOY_DIR / "logstash" / "pipeline" / "imageproc.conf"
 LOGSTASH_TEMPLATE = DEPLOY_DIR / "logstash" / "templates" / "imageproc-logs.json"
 
@@ -51,7 +66,7 @@ LOGSTASH_TEMPLATE = DEPLOY_DIR / "logstash" / "templates" / "imageproc-logs.json
 @pytest.fixture(scope="module")
 def compose():
     with COMPOSE_FILE.open() as compose_file:
-        return yaml.safe_load(compose_file)
+        return plain_yaml(compose_file.read())
 
 
 @pytest.fixture(scope="module")
@@ -331,12 +346,12 @@ def logstash_sections(text):
 
 @pytest.fixture(scope="module")
 def prometheus_config():
-    return yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    return plain_yaml(PROMETHEUS_CONFIG.read_text())
 
 
 @pytest.fixture(scope="module")
 def filebeat_config():
-    return yaml.safe_load(FILEBEAT_CONFIG.read_text())
+    return plain_yaml(FILEBEAT_CONFIG.read_text())
 
 
 @pytest.fixture(scope="module")
