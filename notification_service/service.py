@@ -13,16 +13,15 @@ An owner that no longer exists is logged and the event dropped; a failed deliver
 import logging
 
 from nameko.dependency_providers import Config
-from nameko.rpc import rpc
 
 from notification_service import templates
 from notification_service.dependencies import SentMail
 from notification_service.mailer import MailDeliveryError, Mailer
 from shared import errors, logs
 from shared.delivery import Delivery, event_handler, retry_when_unavailable
-from shared.health import check_amqp, health_response
-from shared.http import http
-from shared.metrics import EntrypointMetrics, metrics_response
+from shared.health import check_amqp
+from shared.operability import Probes
+from shared.metrics import EntrypointMetrics
 from shared.tracing import RpcProxy, Tracing
 
 log = logging.getLogger(__name__)
@@ -41,7 +40,7 @@ def absolute_url(config, path):
     return path if path.startswith(("http://", "https://")) else public_base_url(config) + "/" + path.lstrip("/")
 
 
-class NotificationService:
+class NotificationService(Probes):
     name = "notification_service"
 
     tracing = Tracing()
@@ -79,18 +78,6 @@ class NotificationService:
             if user is None:
                 return
             self._send(templates.image_failed, user, payload)
-
-    @http("GET", "/metrics")
-    def prometheus_metrics(self, request):
-        return metrics_response()
-
-    @http("GET", "/healthz")
-    def healthz(self, request):
-        return health_response(self.name, self._checks())
-
-    @rpc
-    def health(self):
-        return health_response(self.name, self._checks())[1]
 
     def _owner(self, payload):
         """The image owner's {id, name, email}, or None (logged) when there is no one to write to."""

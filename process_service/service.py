@@ -9,15 +9,14 @@ import os
 
 from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
-from nameko.rpc import rpc
 
 from shared import logs
 from shared.budget import PixelBudget
 from shared.delivery import Delivery, event_handler, retry_when_unavailable
 from shared.config import resolve_path
-from shared.health import check_amqp, health_response
-from shared.http import http
-from shared.metrics import OPERATION_SECONDS, WORK_WAITING, EntrypointMetrics, metrics_response, queue_depth
+from shared.health import check_amqp
+from shared.operability import Probes
+from shared.metrics import OPERATION_SECONDS, WORK_WAITING, EntrypointMetrics, queue_depth
 from shared.tracing import EventDispatcher, RpcProxy, Tracing, run_in_thread, tracer
 from process_service.pipeline import PipelineError, process_image
 
@@ -56,7 +55,7 @@ def record_steps(timings):
         OPERATION_SECONDS.labels(step, output_format).observe((ended - started) / 1e9)
 
 
-class ProcessService:
+class ProcessService(Probes):
     name = "process_service"
 
     tracing = Tracing()
@@ -114,21 +113,11 @@ class ProcessService:
     def _report_failure(self, image_id, code, message):
         self.dispatch("image_processing_failed", {"image_id": image_id, "error": {"code": code, "message": message}})
 
-    @http("GET", "/metrics")
-    def prometheus_metrics(self, request):
+    def _refresh_gauges(self):
         try:
             WORK_WAITING.labels(PROCESS_QUEUE).set(queue_depth(self.config["AMQP_URI"], PROCESS_QUEUE))
         except Exception as exc:  # a scrape still answers; the gauge keeps its last value
             log.warning("queue depth unavailable: %s", exc)
-        return metrics_response()
-
-    @http("GET", "/healthz")
-    def healthz(self, request):
-        return health_response(self.name, self._checks())
-
-    @rpc
-    def health(self):
-        return health_response(self.name, self._checks())[1]
 
     def _checks(self):
         return {"amqp": check_amqp(self.config["AMQP_URI"]), "storage": self.workbench.check_storage}

@@ -11,16 +11,17 @@ from nameko.dependency_providers import Config
 from nameko.rpc import rpc
 from nameko.timer import timer
 import sqlalchemy.exc
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import func, select, tuple_
 from werkzeug.wrappers import Response
 
 from shared import errors, imaging, logs
 from shared.auth import Auth
 from shared.delivery import Delivery, event_handler, retry_when_unavailable
 from shared.db import Database
-from shared.health import check_amqp, health_response
+from shared.health import check_amqp
 from shared.http import http
-from shared.metrics import IMAGES_FINISHED, WORK_WAITING, EntrypointMetrics, metrics_response
+from shared.operability import Probes
+from shared.metrics import IMAGES_FINISHED, WORK_WAITING, EntrypointMetrics
 from shared.operations import validate_operations
 from shared.outbox import Outbox
 from shared.tracing import EventDispatcher, Tracing, run_in_thread
@@ -55,7 +56,7 @@ def utcnow():
     return dt.datetime.now(dt.timezone.utc)
 
 
-class UploadService:
+class UploadService(Probes):
     name = "upload_service"
 
     tracing = Tracing()
@@ -301,21 +302,11 @@ class UploadService:
         OUTBOX.delete_published_before(self.db.session, utcnow() - OUTBOX_RETENTION)
         self.db.session.commit()
 
-    @http("GET", "/metrics")
-    def prometheus_metrics(self, request):
+    def _refresh_gauges(self):
         pending = self.db.session.scalar(
             select(func.count()).select_from(OutboxEvent).where(OutboxEvent.published_at.is_(None))
         )
         WORK_WAITING.labels("upload_outbox").set(pending)
-        return metrics_response()
-
-    @http("GET", "/healthz")
-    def healthz(self, request):
-        return health_response(self.name, self._checks())
-
-    @rpc
-    def health(self):
-        return health_response(self.name, self._checks())[1]
 
     # -- helpers --------------------------------------------------------------------------------
 

@@ -17,7 +17,8 @@ from shared.auth import Auth
 from shared.db import Database
 from shared.health import check_amqp, health_response
 from shared.http import http
-from shared.metrics import EntrypointMetrics, metrics_response
+from shared.operability import Probes
+from shared.metrics import EntrypointMetrics
 from shared.outbox import Outbox
 from shared.revocation import is_revoked
 from shared.tracing import EventDispatcher, RpcProxy, Tracing
@@ -34,7 +35,7 @@ OUTBOX = Outbox(OutboxEvent)
 PEER_SERVICES = ("upload_service", "process_service", "notification_service")
 
 
-class UserService:
+class UserService(Probes):
     name = "user_service"
 
     tracing = Tracing()
@@ -136,18 +137,6 @@ class UserService:
         if user is None:
             raise errors.NotFound(f"No user {user_id}")
         return user.to_dict()
-
-    @http("GET", "/metrics")
-    def prometheus_metrics(self, request):
-        return metrics_response()
-
-    @http("GET", "/healthz")
-    def healthz(self, request):
-        return health_response(self.name, self._checks())
-
-    @rpc
-    def health(self):
-        return health_response(self.name, self._checks())[1]
 
     @http("GET", "/healthz/suite")
     def suite_health(self, request):
