@@ -12,12 +12,13 @@ from nameko.extensions import DependencyProvider
 
 from shared import logs
 from shared.budget import PixelBudget
-from shared.delivery import Delivery, event_handler, retry_when_unavailable
+from shared.delivery import Delivery, RetryAfter, event_handler, retry_when_unavailable
 from shared.config import resolve_path
 from shared.health import check_amqp
 from shared.operability import Probes
 from shared.metrics import OPERATION_SECONDS, WORK_WAITING, EntrypointMetrics, queue_depth
 from shared.tracing import EventDispatcher, RpcProxy, Tracing, run_in_thread, tracer
+from process_service.lease import HeldClaim
 from process_service.pipeline import PipelineError, process_image
 
 log = logging.getLogger(__name__)
@@ -76,16 +77,29 @@ class ProcessService(Probes):
         with retry_when_unavailable(self.delivery, payload, on_give_up=give_up):
             claim = self.upload_service.start_processing(image_id)
             if not claim["proceed"]:
-                log.info("image skipped: %s", claim["reason"])
+                self._skip(claim)
                 return
-            try:
-                output = self._run_pipeline(payload)
-            except PipelineError as exc:
-                log.info("image failed: %s", exc.code)
-                self._report_failure(image_id, exc.code, exc.message)
-                return
-            self.dispatch("image_processed", {"image_id": image_id, "output": output})
+            with HeldClaim(self.upload_service, image_id, claim["claim"], claim["lease_seconds"]):
+                try:
+                    output = self._run_pipeline(payload)
+                except PipelineError as exc:
+                    log.info("image failed: %s", exc.code)
+                    self._report_failure(image_id, exc.code, exc.message)
+                    return
+                self.dispatch("image_processed", {"image_id": image_id, "output": output})
             log.info("image processed")
+
+    def _skip(self, claim):
+        if claim["reason"] != "in_progress":
+            log.info("image skipped: %s", claim["reason"])
+            return
+        # Another worker holds the image: this message came again while it works (a broker
+        # restart) or after it died (its lease runs out). Ask again when the lease would end.
+        if self.delivery.last_attempt:
+            # Its holder has kept renewing for the whole retry schedule: alive, so it reports.
+            log.info("image skipped: another worker is still processing it")
+            return
+        raise RetryAfter(claim["retry_after"])
 
     def _run_pipeline(self, payload):
         bench = self.workbench

@@ -13,6 +13,7 @@ Policy (the same for every handler):
 import datetime as dt
 import json
 import logging
+import math
 from contextlib import contextmanager
 
 import kombu.exceptions
@@ -54,6 +55,21 @@ class Retry(Backoff):
 
 
 RETRY_LIMIT = Retry.limit
+
+
+class RetryAfter(Retry):
+    """A retry at a known time (`raise RetryAfter(seconds)`), e.g. when another worker's lease
+    runs out. Counts against the same RETRY_LIMIT as `Retry`."""
+
+    def __init__(self, seconds):
+        super().__init__(f"retry in {seconds} s")
+        self.seconds = seconds
+
+    def next(self, message, backoff_exchange_name):
+        super().next(message, backoff_exchange_name)  # enforces the limit, counts the attempt
+        # Whole seconds, so that few delay queues exist (nameko-amqp-retry makes one per delay).
+        self._next_expiration = int(max(1, math.ceil(self.seconds))) * 1000
+        return self._next_expiration
 
 
 class EventHandler(_RetryingEventHandler):

@@ -10,6 +10,8 @@ import secrets
 from functools import partial
 
 import eventlet
+import kombu.exceptions
+import redis.exceptions
 import sqlalchemy.exc
 from eventlet.event import Event
 
@@ -40,6 +42,16 @@ MAPPED_ERRORS = {
 
 # Overload, not a bug: every pooled database connection stayed busy longer than the pool waits.
 OVERLOAD_ERRORS = (sqlalchemy.exc.TimeoutError,)
+# A server this service needs is down or restarting (PostgreSQL, the broker, Redis where it is not
+# only a cache): the client may try again (503), and the log names the server.
+DEPENDENCY_ERRORS = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    kombu.exceptions.OperationalError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    ConnectionError,
+)
 
 # werkzeug raises these while routing or parsing; their codes keep the contract's vocabulary.
 WERKZEUG_CODES = {
@@ -183,6 +195,12 @@ class HttpEntrypoint(HttpRequestHandler):
             return error_response(
                 503, "service_unavailable", "The service is busy; try again shortly", headers={"Retry-After": "1"}
             )
+        if isinstance(exc, DEPENDENCY_ERRORS):
+            log.warning("%s unavailable to %s: %s", dependency_name(exc), self.method_name, exc)
+            return error_response(
+                503, "service_unavailable", "The service is temporarily unavailable; try again shortly",
+                headers={"Retry-After": "5"},
+            )
         if isinstance(exc, HTTPException):
             return error_response(
                 exc.code, WERKZEUG_CODES.get(exc.code, "http_error"), exc.description or exc.name
@@ -197,6 +215,16 @@ class HttpEntrypoint(HttpRequestHandler):
             "Something went wrong on our side; the trace id identifies it in the logs",
             {"trace_id": trace_id},
         )
+
+
+def dependency_name(exc):
+    if isinstance(exc, sqlalchemy.exc.SQLAlchemyError):
+        return "the database"
+    if isinstance(exc, redis.exceptions.RedisError):
+        return "Redis"
+    if isinstance(exc, kombu.exceptions.KombuError):
+        return "the broker"
+    return "a server"
 
 
 http = HttpEntrypoint.decorator

@@ -282,8 +282,12 @@ class RpcProxy(nameko_rpc.RpcProxy):
         super().setup()
 
     def get_dependency(self, worker_ctx):
+        # A request nobody waits for any more must not run later (a service that was down would
+        # otherwise find every timed-out call in its queue when it comes back): it expires with
+        # the caller's timeout.
+        options = {"expiration": self.timeout, **self.options}
         return TracedServiceProxy(
-            worker_ctx, self.target_service, self.rpc_reply_listener, self.timeout, **self.options
+            worker_ctx, self.target_service, self.rpc_reply_listener, self.timeout, **options
         )
 
 

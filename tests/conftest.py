@@ -98,6 +98,7 @@ def base_config(database_url, redis_url, key_files):
         JWT_PRIVATE_KEY_FILE=key_files[0],
         JWT_PUBLIC_KEY_FILE=key_files[1],
         BCRYPT_ROUNDS=4,  # the cost is configuration; tests need not pay production's
+        PROCESSING_LEASE_SECONDS=1,  # a crashed worker's lease runs out without a long wait
         WEB_SERVER_ADDRESS=f"127.0.0.1:{free_port()}",
     )
     return config

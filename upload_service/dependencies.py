@@ -3,6 +3,7 @@ import redis
 from nameko.extensions import DependencyProvider
 
 from shared.budget import PixelBudget
+from upload_service.claims import DEFAULT_LEASE_SECONDS
 from upload_service.status import StatusCache, StatusNotifier
 from upload_service.storage import Storage
 
@@ -57,6 +58,7 @@ class Limits(DependencyProvider):
         self.max_operations = int(config["MAX_OPERATIONS"])
         self.max_wait_seconds = float(config["LONG_POLL_MAX_SECONDS"])
         self.max_processing_attempts = int(config.get("MAX_PROCESSING_ATTEMPTS") or 3)
+        self.processing_lease_seconds = float(config.get("PROCESSING_LEASE_SECONDS") or DEFAULT_LEASE_SECONDS)
         self.decode_budget = PixelBudget(int(config.get("DECODE_BUDGET_PIXELS") or DEFAULT_DECODE_BUDGET_PIXELS))
 
     def get_dependency(self, worker_ctx):

@@ -40,8 +40,12 @@ class Image(Base):
     # Why it failed, once failed.
     error_code = Column(String(50))
     error_message = Column(String(500))
-    # How many times process_service has started on it; past MAX_PROCESSING_ATTEMPTS it has failed.
+    # Processing claims (upload_service/claims.py): how many runs process_service started, how
+    # many of them vanished (their lease ran out: the worker died), and the lease of the current run.
     processing_attempts = Column(Integer, nullable=False, default=0)
+    processing_crashes = Column(Integer, nullable=False, default=0)
+    claim_token = Column(String(32))
+    claim_expires_at = Column(DateTime(timezone=True))
     created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
     updated_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
 

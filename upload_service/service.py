@@ -5,6 +5,7 @@ import json
 import logging
 import time
 import uuid
+from contextlib import contextmanager
 from urllib.parse import quote
 
 from nameko.dependency_providers import Config
@@ -26,6 +27,7 @@ from shared.operations import validate_operations
 from shared.outbox import Outbox
 from shared.tracing import EventDispatcher, Tracing, run_in_thread
 from shared.validation import load
+from upload_service import claims
 from upload_service.dependencies import ImageStatus, ImageStorage, Limits
 from upload_service.models import COMPLETED, FAILED, FINAL_STATUSES, PROCESSING, QUEUED, Base, Image, OutboxEvent
 from upload_service.schemas import (
@@ -56,13 +58,24 @@ def utcnow():
     return dt.datetime.now(dt.timezone.utc)
 
 
+@contextmanager
+def database_unavailable_as_503():
+    """For RPCs process_service makes: a database outage reaches it as its own ServiceUnavailable,
+    which it retries later, rather than as an error that dead-letters its message."""
+    try:
+        yield
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlalchemy.exc.TimeoutError) as exc:
+        raise errors.ServiceUnavailable("The image database is unavailable") from exc
+
+
 class UploadService(Probes):
     name = "upload_service"
 
     tracing = Tracing()
     metrics = EntrypointMetrics()
     config = Config()
-    db = Database(Base, "UPLOAD_DATABASE_URL")
+    # Rows keep their values after a commit: the status cache is written from them without a re-read.
+    db = Database(Base, "UPLOAD_DATABASE_URL", session_options={"expire_on_commit": False})
     auth = Auth()
     storage = ImageStorage()
     status = ImageStatus()
@@ -102,7 +115,6 @@ class UploadService(Probes):
             session.flush()
             # The answer is what was accepted: read before the event can make the image move on.
             body = {"image": image_to_dict(image)}
-            self.status.cache.set(image_id, QUEUED)
             OUTBOX.add(session, "image_uploaded", {
                 "image_id": str(image_id),
                 "user_id": str(user_id),
@@ -118,6 +130,7 @@ class UploadService(Probes):
             self.db.session.rollback()
             self.storage.remove(original_path)
             raise
+        self.status.cache.set(image, announce=False)
         self._relay_outbox()
         log.info("image accepted", extra={"format": info["format"], "operations": len(operations)})
         return 202, body
@@ -126,19 +139,35 @@ class UploadService(Probes):
     def image_status(self, request, image_id):
         user_id = self.auth.user_id(request)
         wait = load(status_query_schema(self.limits.max_wait_seconds), request.args)["wait"]
-        image = self._owned_image(image_id, user_id)
-        if image.status in FINAL_STATUSES or wait <= 0:
-            return 200, status_to_dict(image)
-        # Hold no database connection while waiting: a thousand waiters must not drain the pool.
-        self.db.session.close()
+        current = self._current_status(image_id, user_id)
+        if current["status"] in FINAL_STATUSES or wait <= 0:
+            return 200, current
         deadline = time.monotonic() + wait
-        with self.status.notifier.listening(str(image.id)) as wait_for_change:
-            while not self._is_done(image.id):
+        with self.status.notifier.listening(current["id"]) as wait_for_change:
+            while current["status"] not in FINAL_STATUSES:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 wait_for_change(remaining)
-        return 200, status_to_dict(self._owned_image(image_id, user_id))
+                current = self._current_status(image_id, user_id)
+        return 200, current
+
+    def _current_status(self, image_id, user_id):
+        """The status answer from Redis when it has it, else from PostgreSQL (and put back in
+        Redis). No database connection is kept: a thousand waiters must not drain the pool."""
+        image_id = parse_image_id(image_id)
+        cached = self.status.cache.get(image_id)
+        if cached is not None:
+            owner, body = cached
+            if owner != str(user_id):
+                raise errors.NotFound("No such image")
+            logs.bind(image_id=image_id)
+            return body
+        image = self._owned_image(image_id, user_id)
+        self.status.cache.set(image, announce=False)
+        body = status_to_dict(image)
+        self.db.session.close()
+        return body
 
     @http("GET", "/api/images/<image_id>")
     def get_image(self, request, image_id):
@@ -199,33 +228,51 @@ class UploadService(Probes):
 
     @rpc
     def start_processing(self, image_id):
-        try:
-            return self._start_processing(image_id)
-        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlalchemy.exc.TimeoutError) as exc:
-            # Reaches process_service as its own ServiceUnavailable: retried there, not dead-lettered.
-            raise errors.ServiceUnavailable("The image database is unavailable") from exc
+        """process_service claims an image before it processes it (see upload_service/claims.py).
+        A duplicate message for a finished or deleted image is skipped; one whose worker is still
+        on it waits; an image whose workers died MAX_PROCESSING_ATTEMPTS times fails for good."""
+        with database_unavailable_as_503():
+            image = self._locked_image(image_id)
+            if image is None or image.status in FINAL_STATUSES:
+                self.db.session.rollback()
+                return {"proceed": False, "reason": "deleted" if image is None else image.status}
+            now = utcnow()
+            decision = claims.claim(image, now, self.limits.processing_lease_seconds,
+                                    self.limits.max_processing_attempts)
+            if decision.reason == "processing_crashed":
+                self._finish_locked(image, FAILED, {
+                    "error_code": "processing_crashed", "error_message": claims.crash_message(image)})
+            else:
+                if decision.proceed:
+                    image.status = PROCESSING
+                    image.updated_at = now
+                self.db.session.commit()
+                if decision.proceed:
+                    self.status.cache.set(image)
+            return decision.as_reply(self.limits.processing_lease_seconds)
 
-    def _start_processing(self, image_id):
-        """process_service asks before it processes an image. A duplicate message for an image that
-        is finished or deleted is skipped; an image whose processing was started more than
-        MAX_PROCESSING_ATTEMPTS times (its worker crashed each time) fails for good."""
+    @rpc
+    def renew_processing(self, image_id, claim):
+        """process_service, while it works: "still on it". False once the claim is not its own."""
+        with database_unavailable_as_503():
+            image = self._locked_image(image_id)
+            renewed = image is not None and claims.renew(image, claim, utcnow(), self.limits.processing_lease_seconds)
+            self.db.session.commit()
+            return renewed
+
+    @rpc
+    def release_processing(self, image_id, claim):
+        """process_service gives an image back without a result (its message is retried later)."""
+        with database_unavailable_as_503():
+            image = self._locked_image(image_id)
+            released = image is not None and claims.release(image, claim)
+            self.db.session.commit()
+            return released
+
+    def _locked_image(self, image_id):
         image_id = parse_image_id(image_id)
         logs.bind(image_id=image_id)
-        session = self.db.session
-        image = session.scalars(select(Image).where(Image.id == image_id).with_for_update()).first()
-        if image is None or image.status in FINAL_STATUSES:
-            session.rollback()
-            return {"proceed": False, "reason": "deleted" if image is None else image.status}
-        image.processing_attempts += 1
-        if image.processing_attempts > self.limits.max_processing_attempts:
-            message = f"Processing stopped {image.processing_attempts - 1} times before it could finish"
-            self._finish_locked(image, FAILED, {"error_code": "processing_crashed", "error_message": message})
-            return {"proceed": False, "reason": "processing_crashed"}
-        image.status = PROCESSING
-        image.updated_at = utcnow()
-        session.commit()
-        self.status.cache.set(image_id, PROCESSING)
-        return {"proceed": True, "attempt": image.processing_attempts}
+        return self.db.session.scalars(select(Image).where(Image.id == image_id).with_for_update()).first()
 
     @event_handler("process_service", "image_processed")
     def on_processed(self, payload):
@@ -251,10 +298,8 @@ class UploadService(Probes):
     def _finish(self, image_id, status, values, orphan_file=None):
         """Moves an image to a final status exactly once; a redelivered result changes nothing,
         and a final status never goes back."""
-        image_id = parse_image_id(image_id)
-        logs.bind(image_id=image_id)
         session = self.db.session
-        image = session.scalars(select(Image).where(Image.id == image_id).with_for_update()).first()
+        image = self._locked_image(image_id)
         if image is None:
             # Deleted while it was processed: the result has no owner any more.
             self.storage.remove(orphan_file)
@@ -270,6 +315,7 @@ class UploadService(Probes):
             setattr(image, key, value)
         image.status = status
         image.updated_at = utcnow()
+        image.claim_token = image.claim_expires_at = None
         body = image_to_dict(image)
         event = {
             "image_id": str(image.id),
@@ -283,7 +329,7 @@ class UploadService(Probes):
         OUTBOX.add(self.db.session, "image_completed" if status == COMPLETED else "image_failed", event)
         self.db.session.commit()
         IMAGES_FINISHED.labels(status).inc()
-        self.status.cache.set(image.id, status)
+        self.status.cache.set(image)
         self._relay_outbox()
         log.info("image %s", status)
 
@@ -353,16 +399,6 @@ class UploadService(Probes):
             raise errors.NotFound("No such image")
         logs.bind(image_id=image.id)
         return image
-
-    def _is_done(self, image_id):
-        if self.status.notifier.subscribed:
-            cached = self.status.cache.get(image_id)
-            if cached is not None:
-                return cached in FINAL_STATUSES
-        status = self.db.session.scalar(select(Image.status).where(Image.id == image_id))
-        self.db.session.close()
-        return status is None or status in FINAL_STATUSES
-
 
 def operations_from(request):
     """The `operations` field, as text or as a file part (`curl -F operations=@ops.json`), decoded.

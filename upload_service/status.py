@@ -1,11 +1,14 @@
 """Image status in Redis, and long-poll wake-ups.
 
 Redis is a cache and a doorbell, never the record: PostgreSQL holds the status. Every change is
-written to `image-status:<id>` and published on one channel. Each upload_service process keeps ONE
-subscription to that channel and wakes its local waiters (an eventlet Event per long-poll), so a
-thousand long-polls cost one Redis connection, and a completion is seen within milliseconds by
-whichever process holds the poll. With Redis away, waiters fall back to polling the database.
+written to `image-status:<id>` (the status answer itself, with its owner, so that a long-poll
+needs no database connection at all) and published on one channel. Each upload_service process
+keeps ONE subscription to that channel and wakes its local waiters (an eventlet Event per
+long-poll), so a thousand long-polls cost one Redis connection, and a completion is seen within
+milliseconds by whichever process holds the poll. A miss (Redis restarted or flushed) is read
+from the database and written back; with Redis away, waiters fall back to polling the database.
 """
+import json
 import logging
 from collections import defaultdict
 from contextlib import contextmanager
@@ -16,11 +19,15 @@ from eventlet.event import Event
 
 from shared.tracing import unsampled
 from upload_service.models import FINAL_STATUSES
+from upload_service.schemas import status_to_dict
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "image-status"
-KEY_TTL_SECONDS = 7 * 24 * 3600
+# A final status never changes: kept a week. An open one is kept briefly, so that a change whose
+# cache write was lost (Redis unreachable for a moment) is read from the database soon after.
+FINAL_TTL_SECONDS = 7 * 24 * 3600
+OPEN_TTL_SECONDS = 60
 FALLBACK_POLL_SECONDS = 1.0
 RECONNECT_SECONDS = 1.0
 
@@ -34,17 +41,30 @@ class StatusCache:
         self.client = client
 
     def get(self, image_id):
+        """`(owner_id, status answer)`, or None when Redis does not know (or is away)."""
         try:
-            return self.client.get(_key(image_id))
+            cached = self.client.get(_key(image_id))
         except redis.RedisError as exc:
             log.warning("status cache unavailable: %s", exc)
             return None
+        if cached is None:
+            return None
+        try:
+            entry = json.loads(cached)
+            return entry["owner"], entry["status"]
+        except (ValueError, KeyError, TypeError):
+            return None  # written by an older version: read from the database
 
-    def set(self, image_id, status):
+    def set(self, image, announce=True):
+        """Caches `image`'s status answer; `announce` rings the doorbell for long-polls."""
+        body = status_to_dict(image)
+        entry = json.dumps({"owner": str(image.user_id), "status": body}, separators=(",", ":"))
+        ttl = FINAL_TTL_SECONDS if image.status in FINAL_STATUSES else OPEN_TTL_SECONDS
         try:
             pipe = self.client.pipeline(transaction=False)
-            pipe.set(_key(image_id), status, ex=KEY_TTL_SECONDS)
-            pipe.publish(CHANNEL, f"{image_id} {status}")
+            pipe.set(_key(image.id), entry, ex=ttl)
+            if announce:
+                pipe.publish(CHANNEL, f"{image.id} {image.status}")
             pipe.execute()
         except redis.RedisError as exc:
             log.warning("status cache unavailable: %s", exc)

@@ -62,6 +62,8 @@ SERVICE_START_TIMEOUT = 60
 FINAL_STATUSES = ("completed", "failed")
 DEAD_LETTER_QUEUE = "imageproc.dead-letters"
 MAX_PROCESSING_ATTEMPTS = 3
+# Short, so that a killed worker's image is taken over within seconds (production: 15 s).
+PROCESSING_LEASE_SECONDS = 3
 SLOW_SIDE = 6000  # a 6000x6000 WebP: ~0.5 s to validate, ~1 s per blur at full size
 SLOW_OPERATIONS = [
     {"type": "blur", "radius": 50},
@@ -731,8 +733,9 @@ class FaultSuite:
             return None
 
         rows = wait_for(all_final, timeout, lambda: (
-            "images not final after %ss (status, processing attempts): %s\n%s\n%s" % (timeout, {
-                name: (row["status"], row["processing_attempts"]) for name, row in rows_by_name().items()
+            "images not final after %ss (status, processing attempts, crashes): %s\n%s\n%s" % (timeout, {
+                name: (row["status"], row["processing_attempts"], row["processing_crashes"])
+                for name, row in rows_by_name().items()
                 if row["status"] not in FINAL_STATUSES
             }, self.dead_letter_summary(), self.log())), interval=0.25)
 
@@ -743,7 +746,7 @@ class FaultSuite:
             got = self.actual(row)
             assert {key: got.get(key) for key in wanted} == wanted, (
                 f"{name}: {got} instead of {wanted} (error message: {row['error_message']!r}, "
-                f"processing started {row['processing_attempts']} time(s))")
+                f"processing started {row['processing_attempts']} time(s), {row['processing_crashes']} crash(es))")
 
         # The API says the same, as JSON.
         accounts_by_user = {account.user["id"]: account for account in accounts}
@@ -869,6 +872,7 @@ def _fault_suite(tmp_path_factory, key_files):
             "JWT_PUBLIC_KEY_FILE": key_files[1],
             "BCRYPT_ROUNDS": "4",
             "MAX_PROCESSING_ATTEMPTS": str(MAX_PROCESSING_ATTEMPTS),
+            "PROCESSING_LEASE_SECONDS": str(PROCESSING_LEASE_SECONDS),
             "GATEWAY_LOGIN_RATE": "6000r/m",
             "GATEWAY_LOGIN_BURST": "1000",
             "GATEWAY_SIGNUP_RATE": "6000r/m",

@@ -88,8 +88,9 @@ def test_an_upload_killed_midway_leaves_nothing_the_sweeper_does_not_remove(faul
 
 def test_images_waiting_for_a_dead_upload_service_are_not_failed_as_crashed(faults):
     """process_service asks upload_service (RPC start_processing) before each job. While
-    upload_service is down the call times out and the job is retried with backoff; every attempt
-    counts once it finally gets through, and a crash-free image must not fail as crashed."""
+    upload_service is down the call times out and the job is retried with backoff. The requests
+    that timed out expire in the broker with the caller's timeout, so that upload_service, back,
+    does not grant claims nobody waits for (which would run out as crashes)."""
     account = faults.account("Patient")
     upload_service = faults.services["upload_service"]
     process = faults.services["process_service"]

@@ -296,14 +296,45 @@ def test_a_message_a_handler_cannot_handle_is_dead_lettered_and_can_be_replayed(
 def test_an_image_whose_processing_keeps_crashing_fails_for_good(upload_service, client_for, config):
     client = client_for()
     image_id = client.upload(HOPPER).json()["image"]["id"]
+    lease = config["PROCESSING_LEASE_SECONDS"]
     with entrypoint_hook(upload_service, "start_processing") as start_processing:
-        for attempt in range(1, config["MAX_PROCESSING_ATTEMPTS"] + 1):
-            assert start_processing(image_id) == {"proceed": True, "attempt": attempt}
+        for crash in range(config["MAX_PROCESSING_ATTEMPTS"]):
+            claim = start_processing(image_id)
+            assert claim["proceed"] and claim["lease_seconds"] == lease, claim
             assert client.status(image_id, wait=0).json()["status"] == "processing"
+            # The same message again while the lease runs: someone is on it, ask again later.
+            assert start_processing(image_id) == {"proceed": False, "reason": "in_progress", "retry_after": 1}
+            time.sleep(lease + 0.1)  # the worker died: nobody renews
         assert start_processing(image_id) == {"proceed": False, "reason": "processing_crashed"}
         assert start_processing(image_id) == {"proceed": False, "reason": "failed"}
     status = client.status(image_id, wait=0).json()
     assert status["status"] == "failed" and status["error"]["code"] == "processing_crashed"
+    assert status["error"]["message"] == "Processing stopped 3 times before it could finish"
+
+
+def test_a_renewed_or_released_claim_is_not_a_crash(upload_service, client_for, config, db):
+    client = client_for()
+    image_id = client.upload(HOPPER).json()["image"]["id"]
+    lease = config["PROCESSING_LEASE_SECONDS"]
+    with entrypoint_hook(upload_service, "start_processing") as start_processing, \
+            entrypoint_hook(upload_service, "renew_processing") as renew, \
+            entrypoint_hook(upload_service, "release_processing") as release:
+        token = start_processing(image_id)["claim"]
+        for _ in range(3):  # a long job: renewed past several leases
+            time.sleep(lease / 2)
+            assert renew(image_id, token) is True
+        assert start_processing(image_id)["reason"] == "in_progress"
+        assert renew(image_id, "someone-else") is False
+        assert release(image_id, "someone-else") is False
+        assert release(image_id, token) is True  # a transient failure: the retry may start at once
+        again = start_processing(image_id)
+        assert again["proceed"] and again["claim"] != token
+        assert renew(image_id, token) is False, "the old claim is gone"
+    with db.connect() as connection:
+        counts = connection.execute(
+            select(Image.processing_attempts, Image.processing_crashes).where(Image.id == image_id)
+        ).one()
+    assert tuple(counts) == (2, 0)
 
 
 def test_a_duplicate_upload_event_does_not_process_a_finished_image_again(

@@ -43,3 +43,23 @@ def test_remote_errors_arrive_as_the_callers_own_class():
     copy = deserialize(serialize(original))
     assert type(copy) is errors.NotFound
     assert copy.message == "No user" and copy.details == {"id": "x"}
+
+
+DEPENDENCY_FAILURES = [
+    pytest.param(lambda: __import__("sqlalchemy.exc").exc.OperationalError("SELECT 1", {}, OSError("server closed")),
+                 id="postgresql-down"),
+    pytest.param(lambda: __import__("kombu.exceptions").exceptions.OperationalError("[Errno 111] refused"),
+                 id="broker-down"),
+    pytest.param(lambda: __import__("redis.exceptions").exceptions.ConnectionError("Error 111"), id="redis-down"),
+    pytest.param(lambda: ConnectionRefusedError(111, "Connection refused"), id="socket-refused"),
+]
+
+
+@pytest.mark.parametrize("make_error", DEPENDENCY_FAILURES)
+def test_a_server_that_is_down_is_a_503_to_retry_not_a_500(entrypoint, make_error):
+    response = entrypoint.response_from_exception(make_error())
+    body = json.loads(response.get_data())
+    assert response.status_code == 503
+    assert body["error"]["code"] == "service_unavailable"
+    assert response.headers["Retry-After"] == "5"
+    assert "refused" not in response.get_data(as_text=True) and "SELECT" not in response.get_data(as_text=True)

@@ -1,0 +1,85 @@
+"""The claim rules of upload_service/claims.py on a plain row: leases, crashes, renewals, releases."""
+import datetime as dt
+from types import SimpleNamespace
+
+from upload_service import claims
+
+NOW = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.timezone.utc)
+LEASE = 15
+
+
+def unclaimed():
+    return SimpleNamespace(processing_attempts=0, processing_crashes=0, claim_token=None, claim_expires_at=None)
+
+
+def later(seconds):
+    return NOW + dt.timedelta(seconds=seconds)
+
+
+def test_a_first_claim_is_granted_with_a_lease():
+    image = unclaimed()
+    granted = claims.claim(image, NOW, LEASE, max_crashes=3)
+    assert granted.proceed and granted.token == image.claim_token
+    assert image.claim_expires_at == later(LEASE)
+    assert (image.processing_attempts, image.processing_crashes) == (1, 0)
+
+
+def test_a_claim_while_the_lease_runs_waits_for_its_end():
+    image = unclaimed()
+    claims.claim(image, NOW, LEASE, 3)
+    waiting = claims.claim(image, later(10.2), LEASE, 3)
+    assert (waiting.proceed, waiting.reason, waiting.wait_seconds) == (False, "in_progress", 5)
+    assert (image.processing_attempts, image.processing_crashes) == (1, 0)
+
+
+def test_a_lease_that_ran_out_is_a_crash_and_the_next_worker_takes_over():
+    image = unclaimed()
+    first = claims.claim(image, NOW, LEASE, 3)
+    second = claims.claim(image, later(LEASE + 1), LEASE, 3)
+    assert second.proceed and second.token != first.token
+    assert (image.processing_attempts, image.processing_crashes) == (2, 1)
+
+
+def test_the_crash_limit_fails_the_image():
+    image = unclaimed()
+    moment = 0
+    for _ in range(3):
+        assert claims.claim(image, later(moment), LEASE, 3).proceed
+        moment += LEASE + 1
+    decision = claims.claim(image, later(moment), LEASE, 3)
+    assert (decision.proceed, decision.reason) == (False, "processing_crashed")
+    assert claims.crash_message(image) == "Processing stopped 3 times before it could finish"
+
+
+def test_renewing_keeps_a_long_job_from_counting_as_a_crash():
+    image = unclaimed()
+    token = claims.claim(image, NOW, LEASE, 3).token
+    for moment in (10, 20, 30, 40):
+        assert claims.renew(image, token, later(moment), LEASE)
+    assert claims.claim(image, later(50), LEASE, 3).reason == "in_progress"
+    assert image.processing_crashes == 0
+
+
+def test_only_the_holder_renews_or_releases():
+    image = unclaimed()
+    token = claims.claim(image, NOW, LEASE, 3).token
+    assert not claims.renew(image, "other", later(1), LEASE)
+    assert not claims.release(image, "other")
+    assert claims.release(image, token)
+    assert not claims.renew(image, token, later(2), LEASE)
+
+
+def test_a_released_claim_is_granted_again_without_a_crash():
+    image = unclaimed()
+    token = claims.claim(image, NOW, LEASE, 3).token
+    claims.release(image, token)
+    assert claims.claim(image, later(1), LEASE, 3).proceed
+    assert (image.processing_attempts, image.processing_crashes) == (2, 0)
+
+
+def test_replies_are_plain_data_for_rpc():
+    image = unclaimed()
+    granted = claims.claim(image, NOW, LEASE, 3)
+    assert granted.as_reply(LEASE) == {"proceed": True, "claim": image.claim_token, "lease_seconds": LEASE}
+    waiting = claims.claim(image, later(1), LEASE, 3)
+    assert waiting.as_reply(LEASE) == {"proceed": False, "reason": "in_progress", "retry_after": 14}
