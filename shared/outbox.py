@@ -2,9 +2,10 @@
 then published; nothing accepted is lost if the broker is away at that moment.
 
 - `add()` writes the event row with the caller's session (commit it with the change).
-- `publish_pending()` sends unsent rows oldest first and marks them sent. It runs right after the
-  commit (fast path) and from a timer (the relay, which also covers a crash between commit and
-  publish). Rows are claimed with `FOR UPDATE SKIP LOCKED`, so concurrent relays never double-send;
+- `publish_pending()` sends unsent rows oldest first and marks them sent. `relay()` runs it right
+  after the commit for the rows that request wrote (fast path: a request never publishes others'
+  rows, so a burst does not hold a connection per request for a whole batch) and from a timer for
+  all rows (the relay, which also covers a crash between commit and publish). Rows are claimed with `FOR UPDATE SKIP LOCKED`, so concurrent relays never double-send;
   a publish that succeeds but whose mark is lost is sent again, so consumers are idempotent.
 - Each event carries the trace context of the request that caused it.
 """
@@ -51,21 +52,30 @@ class Outbox:
     def add(self, session, event_type, payload):
         carrier = {}
         propagate.inject(carrier)
-        row = self.model(event_type=event_type, payload=payload, trace_context=carrier)
+        # The id is chosen here, not at INSERT, so the caller can relay this row after its commit.
+        row = self.model(id=uuid.uuid4(), event_type=event_type, payload=payload, trace_context=carrier)
         session.add(row)
         return row
 
-    def publish_pending(self, session_factory, dispatch, limit=BATCH_SIZE):
+    def relay(self, session_factory, dispatch, only=None):
+        """`publish_pending()` that never fails its caller: what is not sent now, the timer sends.
+        `only`: ids of the rows just added (after their commit), else every pending row."""
+        try:
+            return self.publish_pending(session_factory, dispatch, only=only)
+        except Exception as exc:  # noqa: BLE001 - the relay retries on its next run
+            log.warning("outbox relay failed: %s", exc)
+            return 0
+
+    def publish_pending(self, session_factory, dispatch, limit=BATCH_SIZE, only=None):
         """Publishes unsent events; returns how many were sent. Stops at the first failure
         (the broker is likely away) and leaves the rest for the next relay run."""
         sent = 0
+        statement = select(self.model).where(self.model.published_at.is_(None))
+        if only is not None:
+            statement = statement.where(self.model.id.in_(list(only)))
         with session_factory() as session:
             rows = session.scalars(
-                select(self.model)
-                .where(self.model.published_at.is_(None))
-                .order_by(self.model.created_at)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
+                statement.order_by(self.model.created_at).limit(limit).with_for_update(skip_locked=True)
             ).all()
             for row in rows:
                 try:

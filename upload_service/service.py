@@ -115,7 +115,7 @@ class UploadService(Probes):
             session.flush()
             # The answer is what was accepted: read before the event can make the image move on.
             body = {"image": image_to_dict(image)}
-            OUTBOX.add(session, "image_uploaded", {
+            uploaded = OUTBOX.add(session, "image_uploaded", {
                 "image_id": str(image_id),
                 "user_id": str(user_id),
                 "original_path": original_path,
@@ -131,7 +131,7 @@ class UploadService(Probes):
             self.storage.remove(original_path)
             raise
         self.status.cache.set(image, announce=False)
-        self._relay_outbox()
+        self._relay_outbox(only=[uploaded.id])
         log.info("image accepted", extra={"format": info["format"], "operations": len(operations)})
         return 202, body
 
@@ -326,11 +326,13 @@ class UploadService(Probes):
             event["output"] = body["output"]
         else:
             event["error"] = body["error"]
-        OUTBOX.add(self.db.session, "image_completed" if status == COMPLETED else "image_failed", event)
+        announcement = OUTBOX.add(
+            self.db.session, "image_completed" if status == COMPLETED else "image_failed", event
+        )
         self.db.session.commit()
         IMAGES_FINISHED.labels(status).inc()
         self.status.cache.set(image)
-        self._relay_outbox()
+        self._relay_outbox(only=[announcement.id])
         log.info("image %s", status)
 
     # -- operations -----------------------------------------------------------------------------
@@ -356,11 +358,8 @@ class UploadService(Probes):
 
     # -- helpers --------------------------------------------------------------------------------
 
-    def _relay_outbox(self):
-        try:
-            OUTBOX.publish_pending(lambda: self.db.get_session(close_on_exit=True), self.dispatch)
-        except Exception as exc:  # the relay retries on its next run
-            log.warning("outbox relay failed: %s", exc)
+    def _relay_outbox(self, only=None):
+        OUTBOX.relay(lambda: self.db.get_session(close_on_exit=True), self.dispatch, only=only)
 
     def _existing_image_ids(self, image_ids):
         found = set()

@@ -67,10 +67,10 @@ class UserService(Probes):
             # logs the whole chain.
             raise errors.EmailTaken(details={"email": ["Already registered."]}) from None
         logs.bind(user_id=user.id)
-        OUTBOX.add(session, "user_registered", {**user.to_dict(), "user_id": str(user.id)})
-        session.commit()
+        registered = OUTBOX.add(session, "user_registered", {**user.to_dict(), "user_id": str(user.id)})
         body = {"user": user.to_dict()}
-        self._relay_outbox()
+        session.commit()
+        self._relay_outbox(only=[registered.id])
         log.info("user signed up")
         return 201, body
 
@@ -181,11 +181,8 @@ class UserService(Probes):
         except redis.RedisError as exc:
             log.warning("revocation mirror unavailable: %s", exc)
 
-    def _relay_outbox(self):
-        try:
-            OUTBOX.publish_pending(lambda: self.db.get_session(close_on_exit=True), self.dispatch)
-        except Exception as exc:  # the relay retries on its next run
-            log.warning("outbox relay failed: %s", exc)
+    def _relay_outbox(self, only=None):
+        OUTBOX.relay(lambda: self.db.get_session(close_on_exit=True), self.dispatch, only=only)
 
     def _checks(self):
         return {
