@@ -17,7 +17,8 @@ from shared.config import resolve_path
 from shared.health import check_amqp
 from shared.operability import Probes
 from shared.metrics import OPERATION_SECONDS, WORK_WAITING, EntrypointMetrics, queue_depth
-from shared.tracing import EventDispatcher, RpcProxy, Tracing, run_in_thread, tracer
+from shared.threads import run_in_thread
+from shared.tracing import EventDispatcher, RpcProxy, Tracing, tracer
 from process_service.lease import HeldClaim
 from process_service.pipeline import PipelineError, process_image
 

@@ -7,12 +7,10 @@
   their message headers when they send, not when they are injected (nameko's `EventDispatcher` reads
   the headers before `worker_setup`, which would parent events on the wrong span). Both also bound
   how long a call may block (a broker in a disk alarm blocks publishers forever; 2.14 RPC has no timeout).
-- `run_in_thread` carries the context into the native thread that runs CPU-bound work.
 
 Exporters are chosen by OpenTelemetry's own variables only (`OTEL_TRACES_EXPORTER`, `OTEL_EXPORTER_OTLP_*`).
 Unset, nothing is exported and nothing is logged about it.
 """
-import contextvars
 import logging
 import os
 import re
@@ -20,7 +18,6 @@ import secrets
 from contextlib import contextmanager
 
 import eventlet
-from eventlet import tpool
 from nameko import events as nameko_events
 from nameko import rpc as nameko_rpc
 from nameko.extensions import DependencyProvider
@@ -117,15 +114,6 @@ def unsampled():
         yield
     finally:
         context.detach(token)
-
-
-def run_in_thread(fn, *args, **kwargs):
-    """Runs CPU-bound `fn` in a native thread (so the event loop and AMQP heartbeats go on), with
-    the caller's context. `fn` must not log, open spans or touch metrics: under eventlet those
-    libraries' locks are green locks, and contending one from a native thread deadlocks. Return
-    timings as data instead (see process_service.pipeline)."""
-    ctx = contextvars.copy_context()
-    return tpool.execute(ctx.run, fn, *args, **kwargs)
 
 
 def _describe_entrypoint(worker_ctx):

@@ -25,7 +25,8 @@ from shared.operability import Probes
 from shared.metrics import IMAGES_FINISHED, WORK_WAITING, EntrypointMetrics
 from shared.operations import validate_operations
 from shared.outbox import Outbox
-from shared.tracing import EventDispatcher, Tracing, run_in_thread
+from shared.threads import run_in_thread
+from shared.tracing import EventDispatcher, Tracing
 from shared.validation import load
 from upload_service import claims
 from upload_service.dependencies import ImageStatus, ImageStorage, Limits

@@ -11,7 +11,8 @@ import os
 import bcrypt
 from eventlet.semaphore import Semaphore
 
-from shared.tracing import run_in_thread, tracer
+from shared.threads import run_in_thread
+from shared.tracing import tracer
 
 
 def _prehash(password):

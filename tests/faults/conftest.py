@@ -62,8 +62,9 @@ SERVICE_START_TIMEOUT = 60
 FINAL_STATUSES = ("completed", "failed")
 DEAD_LETTER_QUEUE = "imageproc.dead-letters"
 MAX_PROCESSING_ATTEMPTS = 3
-# Short, so that a killed worker's image is taken over within seconds (production: 15 s).
-PROCESSING_LEASE_SECONDS = 3
+# Short, so that a killed worker's image is taken over within seconds (production: 15 s), yet longer
+# than a broker restart plus reconnection: renewals travel over RPC and wait for the broker.
+PROCESSING_LEASE_SECONDS = 10
 SLOW_SIDE = 6000  # a 6000x6000 WebP: ~0.5 s to validate, ~1 s per blur at full size
 SLOW_OPERATIONS = [
     {"type": "blur", "radius": 50},

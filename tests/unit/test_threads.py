@@ -1,0 +1,37 @@
+"""CPU-bound work runs in a native thread at a lower priority, with the caller's context."""
+import contextvars
+import os
+
+import eventlet
+import pytest
+from eventlet import patcher
+
+from shared.threads import CPU_WORK_NICENESS, run_in_thread
+
+native_threading = patcher.original("threading")
+request_id = contextvars.ContextVar("request_id", default=None)
+
+
+def where_and_how_nice():
+    thread_id = native_threading.get_native_id()
+    return thread_id, os.getpriority(os.PRIO_PROCESS, thread_id), request_id.get()
+
+
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="per-thread priorities are Linux's")
+def test_work_runs_niced_in_another_thread_and_the_loop_is_not():
+    loop_thread = native_threading.get_native_id()
+    loop_nice = os.getpriority(os.PRIO_PROCESS, loop_thread)
+    request_id.set("r-1")
+    thread_id, nice, seen = run_in_thread(where_and_how_nice)
+    assert thread_id != loop_thread
+    assert nice == max(loop_nice, CPU_WORK_NICENESS)
+    assert seen == "r-1", "the caller's context goes along"
+    assert os.getpriority(os.PRIO_PROCESS, loop_thread) == loop_nice, "the event loop keeps its priority"
+
+
+def test_the_event_loop_goes_on_while_the_work_runs():
+    ticks = []
+    ticker = eventlet.spawn(lambda: [ticks.append(eventlet.sleep(0.01)) for _ in range(20)])
+    run_in_thread(__import__("time").sleep, 0.3)  # blocks its native thread, not the loop
+    ticker.wait()
+    assert len(ticks) == 20
