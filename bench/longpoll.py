@@ -49,6 +49,7 @@ def insert_images(user_id, count):
     from sqlalchemy import create_engine, insert
 
     from upload_service.models import Image
+    from upload_service.status import StatusCache
 
     now = dt.datetime.now(dt.timezone.utc)
     ids = [uuid.uuid4() for _ in range(count)]
@@ -62,10 +63,9 @@ def insert_images(user_id, count):
         connection.execute(insert(Image.__table__), rows)
     engine.dispose()
     r = redis.Redis.from_url(SUITE_ENV["REDIS_URL"])
-    pipe = r.pipeline(transaction=False)
-    for image_id in ids:
-        pipe.set(f"image-status:{image_id}", "queued", ex=3600)
-    pipe.execute()
+    cache = StatusCache(r)  # the status entry exactly as upload_service writes it
+    for row in rows:
+        cache.set(Image(**row), announce=False)
     r.close()
     return [str(i) for i in ids]
 
