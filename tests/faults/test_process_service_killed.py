@@ -1,4 +1,5 @@
-"""kill -9 process_service in the middle of a job, once and then on every attempt at one image."""
+"""process_service stopped in the middle of a job: kill -9 once, on every attempt at one image, and SIGTERM."""
+import eventlet
 import pytest
 
 from tests.faults.conftest import MAX_PROCESSING_ATTEMPTS, SLOW_OPERATIONS
@@ -42,3 +43,27 @@ def test_an_image_that_kills_its_worker_every_time_fails_and_the_others_go_on(fa
     )
     row = rows[slow.image_id]
     assert (row["processing_attempts"], row["processing_crashes"]) == (MAX_PROCESSING_ATTEMPTS, MAX_PROCESSING_ATTEMPTS)
+
+
+def test_sigterm_lets_the_running_job_finish_and_leaves_the_waiting_ones_queued(faults):
+    """A graceful stop (SIGTERM: `docker stop`, a deploy) is not a crash: the job in hand is
+    finished and reported, messages not yet started stay in the queue for the next process."""
+    account = faults.account("Stopped")
+    process = faults.services["process_service"]
+    slow = faults.upload(account, faults.slow_image(), SLOW_OPERATIONS, "stopped.webp")
+    assert slow.accepted, slow
+    faults.wait_processing(slow.image_id, attempt=1)
+
+    process.stop()  # SIGTERM, then waits for the process to exit
+    assert process.process.returncode is not None and process.process.returncode != -9
+    row = faults.wait_until_final(slow.image_id, timeout=30)  # reported before it exited
+    assert row["status"] == "completed", row
+
+    waiting = faults.upload_stream(account, 2, 0.05, "waiting")()
+    assert all(upload.accepted for upload in waiting), waiting
+    eventlet.sleep(2)
+    assert {faults.image_row(u.image_id)["status"] for u in waiting} == {"queued"}, "nobody to take them yet"
+    process.start()
+
+    rows = faults.verify([account], [slow, *waiting], timeout=60)
+    assert (rows[slow.image_id]["processing_attempts"], rows[slow.image_id]["processing_crashes"]) == (1, 0)
