@@ -21,6 +21,7 @@ from shared import errors, logs
 from shared.delivery import Delivery, event_handler, retry_when_unavailable
 from shared.health import check_amqp
 from shared.operability import Probes
+from shared.runtime import RuntimeTuning
 from shared.metrics import EntrypointMetrics
 from shared.tracing import RpcProxy, Tracing
 
@@ -43,6 +44,7 @@ def absolute_url(config, path):
 class NotificationService(Probes):
     name = "notification_service"
 
+    runtime = RuntimeTuning()
     tracing = Tracing()
     metrics = EntrypointMetrics()
     config = Config()

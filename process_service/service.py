@@ -16,6 +16,7 @@ from shared.delivery import Delivery, RetryAfter, event_handler, retry_when_unav
 from shared.config import resolve_path
 from shared.health import check_amqp
 from shared.operability import Probes
+from shared.runtime import RuntimeTuning
 from shared.metrics import OPERATION_SECONDS, WORK_WAITING, EntrypointMetrics, queue_depth
 from shared.threads import run_in_thread
 from shared.tracing import EventDispatcher, RpcProxy, Tracing, tracer
@@ -60,6 +61,7 @@ def record_steps(timings):
 class ProcessService(Probes):
     name = "process_service"
 
+    runtime = RuntimeTuning()
     tracing = Tracing()
     metrics = EntrypointMetrics()
     config = Config()

@@ -113,7 +113,7 @@ class Auth(DependencyProvider):
         )
         # Bounded: every request checks, and redis-py's default pool would open up to 100.
         pool = redis.BlockingConnectionPool.from_url(
-            config["REDIS_URL"], max_connections=10, timeout=2,
+            config["REDIS_URL"], max_connections=10, timeout=5,
             socket_timeout=1, socket_connect_timeout=1, decode_responses=True,
         )
         self.revocations = RevocationCache(redis.Redis(connection_pool=pool))

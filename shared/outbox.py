@@ -59,12 +59,18 @@ class Outbox:
 
     def relay(self, session_factory, dispatch, only=None):
         """`publish_pending()` that never fails its caller: what is not sent now, the timer sends.
-        `only`: ids of the rows just added (after their commit), else every pending row."""
+        `only`: ids of the rows just added (after their commit); else every pending row, batch
+        after batch (a backlog after a broker outage goes out in one run)."""
+        sent = 0
         try:
-            return self.publish_pending(session_factory, dispatch, only=only)
+            while True:
+                batch = self.publish_pending(session_factory, dispatch, only=only)
+                sent += batch
+                if only is not None or batch < BATCH_SIZE:
+                    return sent
         except Exception as exc:  # noqa: BLE001 - the relay retries on its next run
             log.warning("outbox relay failed: %s", exc)
-            return 0
+            return sent
 
     def publish_pending(self, session_factory, dispatch, limit=BATCH_SIZE, only=None):
         """Publishes unsent events; returns how many were sent. Stops at the first failure

@@ -1,5 +1,6 @@
 """upload_service's DependencyProviders: storage on disk, status in Redis, limits from config."""
 import redis
+from eventlet.semaphore import Semaphore
 from nameko.extensions import DependencyProvider
 
 from shared.budget import PixelBudget
@@ -8,6 +9,10 @@ from upload_service.status import StatusCache, StatusNotifier
 from upload_service.storage import Storage
 
 REDIS_POOL_SIZE = 20
+# How many results from process_service are recorded at once. The AMQP prefetch is MAX_WORKERS
+# (1,100, sized for long-polls), so a burst of results would otherwise start a thousand handlers
+# that queue for the database pool (30) and time out; beyond this they wait their turn in-process.
+RESULT_SLOTS = 16
 # How many pixels one process may be decoding at once while validating uploads (~4 bytes each).
 DEFAULT_DECODE_BUDGET_PIXELS = 100_000_000
 
@@ -60,6 +65,7 @@ class Limits(DependencyProvider):
         self.max_processing_attempts = int(config.get("MAX_PROCESSING_ATTEMPTS") or 3)
         self.processing_lease_seconds = float(config.get("PROCESSING_LEASE_SECONDS") or DEFAULT_LEASE_SECONDS)
         self.decode_budget = PixelBudget(int(config.get("DECODE_BUDGET_PIXELS") or DEFAULT_DECODE_BUDGET_PIXELS))
+        self.result_slots = Semaphore(RESULT_SLOTS)
 
     def get_dependency(self, worker_ctx):
         return self

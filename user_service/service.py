@@ -18,6 +18,7 @@ from shared.db import Database
 from shared.health import check_amqp, health_response
 from shared.http import http
 from shared.operability import Probes
+from shared.runtime import RuntimeTuning
 from shared.metrics import EntrypointMetrics
 from shared.outbox import Outbox
 from shared.revocation import is_revoked
@@ -38,6 +39,7 @@ PEER_SERVICES = ("upload_service", "process_service", "notification_service")
 class UserService(Probes):
     name = "user_service"
 
+    runtime = RuntimeTuning()
     tracing = Tracing()
     metrics = EntrypointMetrics()
     config = Config()

@@ -5,7 +5,7 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.conftest import CORPUS_DIR
+from tests.conftest import CORPUS_DIR, wait_until
 from tests.support.clients import ImagesClient
 
 pytestmark = pytest.mark.e2e
@@ -95,5 +95,6 @@ def test_a_client_traceparent_reaches_the_logs(suite, new_account):
         timeout=10,
     )
     assert response.status_code == 200
-    access_log = (suite.env and open(suite.env["GATEWAY_ACCESS_LOG"]).read())
-    assert trace_id in access_log
+    # nginx writes its access log line once the response is out: give it a moment.
+    wait_until(lambda: trace_id in open(suite.env["GATEWAY_ACCESS_LOG"]).read(), timeout=5, interval=0.05,
+               message="the client's trace id is not in the gateway's access log")
