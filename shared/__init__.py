@@ -3,4 +3,3 @@ from shared import broker_faults
 
 # Before any container starts: a broker restart must not kill a service (see broker_faults).
 broker_faults.install()
-
