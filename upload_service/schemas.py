@@ -2,6 +2,7 @@
 import base64
 import binascii
 import datetime as dt
+import functools
 import json
 import uuid
 
@@ -19,7 +20,9 @@ class ListQuerySchema(Schema):
     cursor = fields.String(load_default=None, validate=validate.Length(max=200))
 
 
+@functools.lru_cache(maxsize=8)
 def status_query_schema(max_wait):
+    """One schema per configured limit (building a schema class per request cost ~5% of a poll)."""
     class StatusQuerySchema(Schema):
         wait = fields.Float(
             load_default=min(DEFAULT_WAIT_SECONDS, max_wait),

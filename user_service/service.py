@@ -24,7 +24,7 @@ from shared.outbox import Outbox
 from shared.revocation import is_revoked
 from shared.tracing import EventDispatcher, RpcProxy, Tracing
 from shared.validation import load, load_json
-from user_service.dependencies import LoginThrottle, PasswordPolicy, Revocations, Tokens
+from user_service.dependencies import LoginThrottle, PasswordPolicy, Revocations, SuiteHealth, Tokens
 from user_service.models import Base, OutboxEvent, RevokedToken, User
 from user_service.passwords import hash_password, verify_password
 from user_service.schemas import LoginSchema, PasswordChangeSchema, SignupSchema, UserIdSchema
@@ -49,6 +49,7 @@ class UserService(Probes):
     tokens = Tokens()
     passwords = PasswordPolicy()
     throttle = LoginThrottle()
+    suite = SuiteHealth()
     dispatch = EventDispatcher()
     upload_service = RpcProxy("upload_service", timeout=3)
     process_service = RpcProxy("process_service", timeout=3)
@@ -142,7 +143,15 @@ class UserService(Probes):
 
     @http("GET", "/healthz/suite")
     def suite_health(self, request):
-        """The gateway's /healthz: this service and each peer, asked over RPC, concurrently."""
+        """The gateway's /healthz: this service and each peer (see `refresh_suite_health`)."""
+        return self.suite.latest() or self._check_suite()
+
+    @timer(interval=1)
+    def refresh_suite_health(self):
+        self._check_suite()
+
+    def _check_suite(self):
+        """Asks each peer over RPC, concurrently, and checks this service itself."""
         def ask(service_name):
             try:
                 return service_name, getattr(self, service_name).health()
@@ -154,7 +163,8 @@ class UserService(Probes):
         services[self.name] = health_response(self.name, self._checks())[1]
         failing = sorted(name for name, report in services.items() if report.get("status") != "ok")
         status = "ok" if not failing else "unavailable"
-        return (200 if not failing else 503), {"status": status, "failing": failing, "services": services}
+        body = {"status": status, "failing": failing, "services": services}
+        return self.suite.store((200 if not failing else 503, body))
 
     @timer(interval=2)
     def relay_outbox(self):
