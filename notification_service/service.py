@@ -12,7 +12,6 @@ An owner that no longer exists is logged and the event dropped; a failed deliver
 """
 import logging
 
-from nameko.dependency_providers import Config
 
 from notification_service import templates
 from notification_service.dependencies import SentMail
@@ -20,10 +19,8 @@ from notification_service.mailer import MailDeliveryError, Mailer
 from shared import errors, logs
 from shared.delivery import Delivery, event_handler, retry_when_unavailable
 from shared.health import check_amqp
-from shared.operability import Probes
-from shared.runtime import RuntimeTuning
-from shared.metrics import EntrypointMetrics
-from shared.tracing import RpcProxy, Tracing
+from shared.service import Service
+from shared.tracing import RpcProxy
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +38,9 @@ def absolute_url(config, path):
     return path if path.startswith(("http://", "https://")) else public_base_url(config) + "/" + path.lstrip("/")
 
 
-class NotificationService(Probes):
+class NotificationService(Service):
     name = "notification_service"
 
-    runtime = RuntimeTuning()
-    tracing = Tracing()
-    metrics = EntrypointMetrics()
-    config = Config()
     mailer = Mailer()
     users = RpcProxy("user_service")  # timeout: RPC_TIMEOUT_SECONDS
     sent = SentMail()

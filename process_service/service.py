@@ -7,7 +7,6 @@ so the event loop and AMQP heartbeats go on while images are decoded.
 import logging
 import os
 
-from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
 
 from shared import logs
@@ -15,11 +14,10 @@ from shared.budget import PixelBudget
 from shared.delivery import Delivery, RetryAfter, event_handler, retry_when_unavailable
 from shared.config import resolve_path
 from shared.health import check_amqp
-from shared.operability import Probes
-from shared.runtime import RuntimeTuning
-from shared.metrics import OPERATION_SECONDS, WORK_WAITING, EntrypointMetrics, queue_depth
+from shared.service import Service
+from shared.metrics import OPERATION_SECONDS, WORK_WAITING, queue_depth
 from shared.threads import run_in_thread
-from shared.tracing import EventDispatcher, RpcProxy, Tracing, tracer
+from shared.tracing import EventDispatcher, RpcProxy, tracer
 from process_service.lease import HeldClaim
 from process_service.pipeline import PipelineError, process_image
 
@@ -58,13 +56,9 @@ def record_steps(timings):
         OPERATION_SECONDS.labels(step, output_format).observe((ended - started) / 1e9)
 
 
-class ProcessService(Probes):
+class ProcessService(Service):
     name = "process_service"
 
-    runtime = RuntimeTuning()
-    tracing = Tracing()
-    metrics = EntrypointMetrics()
-    config = Config()
     workbench = Workbench()
     dispatch = EventDispatcher()
     delivery = Delivery()

@@ -8,7 +8,6 @@ import uuid
 from contextlib import contextmanager
 from urllib.parse import quote
 
-from nameko.dependency_providers import Config
 from nameko.rpc import rpc
 from nameko.timer import timer
 import sqlalchemy.exc
@@ -21,13 +20,12 @@ from shared.delivery import Delivery, event_handler, retry_when_unavailable
 from shared.db import Database
 from shared.health import check_amqp
 from shared.http import http
-from shared.operability import Probes
-from shared.runtime import RuntimeTuning
-from shared.metrics import IMAGES_FINISHED, WORK_WAITING, EntrypointMetrics
+from shared.service import Service
+from shared.metrics import IMAGES_FINISHED, WORK_WAITING
 from shared.operations import validate_operations
 from shared.outbox import Outbox
 from shared.threads import run_in_thread
-from shared.tracing import EventDispatcher, Tracing
+from shared.tracing import EventDispatcher
 from shared.validation import load
 from upload_service import claims
 from upload_service.dependencies import ImageStatus, ImageStorage, Limits
@@ -73,13 +71,9 @@ def database_unavailable_as_503():
         raise errors.ServiceUnavailable("The image database is unavailable") from exc
 
 
-class UploadService(Probes):
+class UploadService(Service):
     name = "upload_service"
 
-    runtime = RuntimeTuning()
-    tracing = Tracing()
-    metrics = EntrypointMetrics()
-    config = Config()
     # Rows keep their values after a commit: the status cache is written from them without a re-read.
     db = Database(Base, "UPLOAD_DATABASE_URL", session_options={"expire_on_commit": False})
     auth = Auth()

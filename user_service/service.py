@@ -5,7 +5,6 @@ import uuid
 
 import eventlet
 import redis
-from nameko.dependency_providers import Config
 from nameko.rpc import rpc
 from nameko.timer import timer
 from sqlalchemy import func, select
@@ -17,12 +16,10 @@ from shared.auth import Auth
 from shared.db import Database
 from shared.health import check_amqp, health_response
 from shared.http import http
-from shared.operability import Probes
-from shared.runtime import RuntimeTuning
-from shared.metrics import EntrypointMetrics
+from shared.service import Service
 from shared.outbox import Outbox
 from shared.revocation import is_revoked
-from shared.tracing import EventDispatcher, RpcProxy, Tracing
+from shared.tracing import EventDispatcher, RpcProxy
 from shared.validation import load, load_json
 from user_service.dependencies import LoginThrottle, PasswordPolicy, Revocations, SuiteHealth, Tokens
 from user_service.models import Base, OutboxEvent, RevokedToken, User
@@ -36,13 +33,9 @@ OUTBOX = Outbox(OutboxEvent)
 PEER_SERVICES = ("upload_service", "process_service", "notification_service")
 
 
-class UserService(Probes):
+class UserService(Service):
     name = "user_service"
 
-    runtime = RuntimeTuning()
-    tracing = Tracing()
-    metrics = EntrypointMetrics()
-    config = Config()
     db = Database(Base, "USER_DATABASE_URL")
     auth = Auth(check_revocation=False)  # this service holds the record: see _claims
     revocations = Revocations()
