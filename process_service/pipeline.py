@@ -16,6 +16,7 @@ What the output is:
 - No EXIF, GPS, XMP, comments or text chunks. The ICC profile is kept when it still describes the
   pixels (same colour space; GIF and BMP carry none).
 - Written to `<dst_path_stem>.<ext>` atomically: a temporary file in the same folder, then renamed.
+  Pillow encodes, but for the default PNG output, which libpng writes faster (process_service/png.py).
 """
 import contextlib
 import errno
@@ -29,6 +30,7 @@ from contextlib import contextmanager
 
 from PIL import Image, ImageCms, ImageFile
 
+from process_service.png import fast_png
 from shared import errors, imaging
 from shared.operations import OPERATIONS, Context, OperationError, resize_geometry, validate_operations
 
@@ -249,10 +251,12 @@ def _apply(image, step, context, max_pixels):
 
 def _encode(image, output_format, quality, icc_profile, dst_path_stem):
     image = _without_metadata(_for_format(image, output_format))
-    options = _save_options(output_format, quality, _matching_icc(icc_profile, image.mode, output_format))
+    icc_profile = _matching_icc(icc_profile, image.mode, output_format)
+    options = _save_options(output_format, quality, icc_profile)
     path = f"{dst_path_stem}.{output_format.extension}"
     try:
-        _save_atomically(image, path, output_format.pillow, options)
+        encoded = fast_png(image, icc_profile) if output_format.name == "png" and quality is None else None
+        _save_atomically(image, path, output_format.pillow, options, encoded)
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             # Not the image's fault: retried later (see shared.delivery), not failed for good.
@@ -324,12 +328,16 @@ def _save_options(output_format, quality, icc_profile):
     return options
 
 
-def _save_atomically(image, path, pillow_format, options):
+def _save_atomically(image, path, pillow_format, options, encoded=None):
+    """Writes `encoded` (bytes made by another encoder) or else Pillow's encoding of `image`."""
     folder = os.path.dirname(path) or "."
     fd, temporary = tempfile.mkstemp(dir=folder, prefix=".", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as fp:
-            image.save(fp, format=pillow_format, **options)
+            if encoded is not None:
+                fp.write(encoded)
+            else:
+                image.save(fp, format=pillow_format, **options)
         os.chmod(temporary, 0o644)  # mkstemp makes it 0600; the web server serves it
         os.replace(temporary, path)
     except BaseException:
