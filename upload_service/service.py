@@ -11,7 +11,7 @@ from urllib.parse import quote
 from nameko.rpc import rpc
 from nameko.timer import timer
 import sqlalchemy.exc
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import func, select, tuple_
 from werkzeug.wrappers import Response
 
 from shared import errors, imaging, logs
@@ -59,11 +59,6 @@ MULTIPART_OVERHEAD_BYTES = 1024 * 1024
 
 def utcnow():
     return dt.datetime.now(dt.timezone.utc)
-
-
-def _final_values(status):
-    """What every final status also sets: the time, and the end of any processing claim."""
-    return {"status": status, "updated_at": utcnow(), "claim_token": None, "claim_expires_at": None}
 
 
 @contextmanager
@@ -302,37 +297,25 @@ class UploadService(Service):
 
     def _finish(self, image_id, status, values, orphan_file=None):
         """Moves an image to a final status exactly once; a redelivered result changes nothing,
-        and a final status never goes back. One conditional UPDATE ... RETURNING does the check and
-        the change (a concurrent duplicate waits for its row lock, then finds the image final)."""
-        image_id = parse_image_id(image_id)
-        logs.bind(image_id=image_id)
-        session = self.db.session
+        and a final status never goes back."""
         with self.limits.result_slots:
-            image = session.scalars(
-                update(Image)
-                .where(Image.id == image_id, Image.status.not_in(FINAL_STATUSES))
-                .values(**values, **_final_values(status))
-                .returning(Image),
-                execution_options={"synchronize_session": False},
-            ).first()
+            image = self._locked_image(image_id)
             if image is None:
-                deleted = session.scalar(select(Image.id).where(Image.id == image_id)) is None
-                session.rollback()
-                if deleted:
-                    # Deleted while it was processed: the result has no owner any more.
-                    self.storage.remove(orphan_file)
+                # Deleted while it was processed: the result has no owner any more.
+                self.storage.remove(orphan_file)
                 return
-            self._announce(image)
+            if image.status in FINAL_STATUSES:
+                self.db.session.rollback()
+                return
+            self._finish_locked(image, status, values)
 
     def _finish_locked(self, image, status, values):
-        """Final status for an image row this worker holds locked (see start_processing)."""
-        for key, value in {**values, **_final_values(status)}.items():
+        """Final status and the owner's email announcement, in one commit."""
+        for key, value in values.items():
             setattr(image, key, value)
-        self._announce(image)
-
-    def _announce(self, image):
-        """Commits the final status with the owner's email announcement, then rings the doorbell."""
-        status = image.status
+        image.status = status
+        image.updated_at = utcnow()
+        image.claim_token = image.claim_expires_at = None
         body = image_to_dict(image)
         event = {
             "image_id": str(image.id),
