@@ -39,6 +39,7 @@ from upload_service.schemas import (
     status_query_schema,
     status_to_dict,
 )
+from upload_service.status import GONE
 from upload_service.storage import Sweeper, safe_filename
 
 log = logging.getLogger(__name__)
@@ -157,6 +158,8 @@ class UploadService(Service):
         Redis). No database connection is kept: a thousand waiters must not drain the pool."""
         image_id = parse_image_id(image_id)
         cached = self.status.cache.get(image_id)
+        if cached is GONE:
+            raise errors.NotFound("No such image")
         if cached is not None:
             owner, body = cached
             if owner != str(user_id):
@@ -164,7 +167,7 @@ class UploadService(Service):
             logs.bind(image_id=image_id)
             return body
         image = self._owned_image(image_id, user_id)
-        self.status.cache.set(image, announce=False)
+        self.status.cache.write_back(image)
         body = status_to_dict(image)
         self.db.session.close()
         return body
@@ -221,7 +224,7 @@ class UploadService(Service):
         self.db.session.delete(image)
         self.db.session.commit()
         self.storage.remove(*files)
-        self.status.cache.delete(image.id)
+        self.status.cache.forget(image.id)
         return 204, None
 
     # -- results from process_service -----------------------------------------------------------

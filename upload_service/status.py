@@ -28,6 +28,9 @@ CHANNEL = "image-status"
 # cache write was lost (Redis unreachable for a moment) is read from the database soon after.
 FINAL_TTL_SECONDS = 7 * 24 * 3600
 OPEN_TTL_SECONDS = 60
+# A deleted image's entry: kept longer than any request that read the row before the delete.
+GONE = "deleted"
+TOMBSTONE_TTL_SECONDS = 300
 FALLBACK_POLL_SECONDS = 1.0
 RECONNECT_SECONDS = 1.0
 
@@ -41,7 +44,8 @@ class StatusCache:
         self.client = client
 
     def get(self, image_id):
-        """`(owner_id, status answer)`, or None when Redis does not know (or is away)."""
+        """`(owner_id, status answer)`; `GONE` for a deleted image; None when Redis does not know
+        (or is away)."""
         try:
             cached = self.client.get(_key(image_id))
         except redis.RedisError as exc:
@@ -49,6 +53,8 @@ class StatusCache:
             return None
         if cached is None:
             return None
+        if cached == GONE:
+            return GONE
         try:
             entry = json.loads(cached)
             return entry["owner"], entry["status"]
@@ -56,22 +62,35 @@ class StatusCache:
             return None  # written by an older version: read from the database
 
     def set(self, image, announce=True):
-        """Caches `image`'s status answer; `announce` rings the doorbell for long-polls."""
+        """Caches `image`'s status answer (a change of status); `announce` rings the doorbell."""
+        self._write(image, announce=announce, only_if_missing=False)
+
+    def write_back(self, image):
+        """Caches what a miss read from the database, unless something newer got there first (a
+        change, or the tombstone of a delete that committed after that read)."""
+        self._write(image, announce=False, only_if_missing=True)
+
+    def forget(self, image_id):
+        """After a delete: a tombstone (so that a concurrent write-back cannot bring the image
+        back), and the doorbell, so that its long-polls answer 404 now."""
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.set(_key(image_id), GONE, ex=TOMBSTONE_TTL_SECONDS)
+            pipe.publish(CHANNEL, f"{image_id} {GONE}")
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("status cache unavailable: %s", exc)
+
+    def _write(self, image, announce, only_if_missing):
         body = status_to_dict(image)
         entry = json.dumps({"owner": str(image.user_id), "status": body}, separators=(",", ":"))
         ttl = FINAL_TTL_SECONDS if image.status in FINAL_STATUSES else OPEN_TTL_SECONDS
         try:
             pipe = self.client.pipeline(transaction=False)
-            pipe.set(_key(image.id), entry, ex=ttl)
+            pipe.set(_key(image.id), entry, ex=ttl, nx=only_if_missing)
             if announce:
                 pipe.publish(CHANNEL, f"{image.id} {image.status}")
             pipe.execute()
-        except redis.RedisError as exc:
-            log.warning("status cache unavailable: %s", exc)
-
-    def delete(self, image_id):
-        try:
-            self.client.delete(_key(image_id))
         except redis.RedisError as exc:
             log.warning("status cache unavailable: %s", exc)
 
@@ -117,8 +136,8 @@ class StatusNotifier:
         if message.get("type") != "message" or not isinstance(data, str):
             return
         image_id, _, status = data.partition(" ")
-        # Long-polls return early only when an image is done; other changes need no wake-up.
-        if status in FINAL_STATUSES:
+        # Long-polls return early only when an image is done or gone; other changes need no wake-up.
+        if status in FINAL_STATUSES or status == GONE:
             self.notify(image_id)
 
     def notify(self, image_id):

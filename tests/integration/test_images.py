@@ -220,6 +220,37 @@ def test_delete_removes_the_record_and_the_files(upload_service, process_service
     assert client.get(image_id).status_code == 404
 
 
+def test_a_long_poll_on_an_image_being_deleted_answers_404_at_once(upload_service, client_for):
+    import eventlet
+
+    client = client_for()
+    image_id = client.upload(HOPPER).json()["image"]["id"]  # no process_service: it stays queued
+    started = time.monotonic()
+    poll = eventlet.spawn(client.status, image_id, 30)
+    eventlet.sleep(0.5)
+    assert client.delete(image_id).status_code == 204
+    answer = poll.wait()
+    assert answer.status_code == 404 and answer.json()["error"]["code"] == "not_found"
+    assert time.monotonic() - started < 5, "woken by the delete, not by the end of its wait"
+    assert client.status(image_id, wait=0).status_code == 404
+
+
+def test_a_deleted_image_is_not_brought_back_by_a_late_cache_write(upload_service, client_for, redis_url, config):
+    """A status read that reached the database before a delete and writes its result back to Redis
+    after it must not resurrect the image: the delete leaves a tombstone the write-back respects."""
+    from upload_service.models import Image as ImageRow
+    from upload_service.status import StatusCache
+
+    client = client_for()
+    image_id = client.upload(HOPPER).json()["image"]["id"]
+    with make_engine(config["DATABASE_URL"]).connect() as connection:
+        row = connection.execute(select(ImageRow.__table__).where(ImageRow.id == image_id)).one()._mapping
+    stale = ImageRow(**dict(row))  # what the slow reader got from the database
+    assert client.delete(image_id).status_code == 204
+    StatusCache(redis.Redis.from_url(redis_url, decode_responses=True)).write_back(stale)
+    assert client.status(image_id, wait=0).status_code == 404
+
+
 def test_a_failing_pipeline_marks_the_image_failed(upload_service, process_service, client_for):
     client = client_for()
     image_id = client.upload(HOPPER, [{"type": "crop", "left": 100, "top": 100, "width": 100, "height": 100}]).json()[
