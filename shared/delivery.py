@@ -18,22 +18,19 @@ from contextlib import contextmanager
 
 import kombu.exceptions
 import redis.exceptions
-import sqlalchemy.exc
 from kombu import Connection, Exchange, Queue
 from nameko.extensions import DependencyProvider
 from nameko_amqp_retry import Backoff
 from nameko_amqp_retry.events import EventHandler as _RetryingEventHandler
 
-from shared import errors
+from shared import db, errors
 
 log = logging.getLogger(__name__)
 
 # Failures that go away by themselves: a server restarting or unreachable for a while.
 TRANSIENT_ERRORS = (
     errors.ServiceUnavailable,
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.InterfaceError,
-    sqlalchemy.exc.TimeoutError,
+    *db.UNAVAILABLE_ERRORS,
     kombu.exceptions.OperationalError,
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,

@@ -5,8 +5,9 @@ then published; nothing accepted is lost if the broker is away at that moment.
 - `publish_pending()` sends unsent rows oldest first and marks them sent. `relay()` runs it right
   after the commit for the rows that request wrote (fast path: a request never publishes others'
   rows, so a burst does not hold a connection per request for a whole batch) and from a timer for
-  all rows (the relay, which also covers a crash between commit and publish). Rows are claimed with `FOR UPDATE SKIP LOCKED`, so concurrent relays never double-send;
-  a publish that succeeds but whose mark is lost is sent again, so consumers are idempotent.
+  all rows (the relay, which also covers a crash between commit and publish). Rows are claimed
+  with `FOR UPDATE SKIP LOCKED`, so concurrent relays never double-send; a publish that succeeds
+  but whose mark is lost is sent again, so consumers are idempotent.
 - Each event carries the trace context of the request that caused it.
 """
 import datetime as dt

@@ -26,11 +26,12 @@ class Claim:
     proceed: bool
     reason: str = ""
     token: str = ""
+    lease_seconds: float = 0
     wait_seconds: int = 0
 
-    def as_reply(self, lease_seconds):
+    def as_reply(self):
         if self.proceed:
-            return {"proceed": True, "claim": self.token, "lease_seconds": lease_seconds}
+            return {"proceed": True, "claim": self.token, "lease_seconds": self.lease_seconds}
         reply = {"proceed": False, "reason": self.reason}
         if self.wait_seconds:
             reply["retry_after"] = self.wait_seconds
@@ -50,7 +51,7 @@ def claim(image, now, lease_seconds, max_crashes):
     image.processing_attempts += 1
     image.claim_token = uuid.uuid4().hex
     image.claim_expires_at = now + dt.timedelta(seconds=lease_seconds)
-    return Claim(True, token=image.claim_token)
+    return Claim(True, token=image.claim_token, lease_seconds=lease_seconds)
 
 
 def renew(image, token, now, lease_seconds):

@@ -10,14 +10,13 @@ from urllib.parse import quote
 
 from nameko.rpc import rpc
 from nameko.timer import timer
-import sqlalchemy.exc
 from sqlalchemy import func, select, tuple_
 from werkzeug.wrappers import Response
 
 from shared import errors, imaging, logs
 from shared.auth import Auth
 from shared.delivery import Delivery, event_handler, retry_when_unavailable
-from shared.db import Database
+from shared.db import UNAVAILABLE_ERRORS, Database
 from shared.health import check_amqp
 from shared.http import http
 from shared.service import Service
@@ -37,7 +36,6 @@ from upload_service.schemas import (
     image_to_dict,
     parse_image_id,
     status_query_schema,
-    status_to_dict,
 )
 from upload_service.status import GONE
 from upload_service.storage import Sweeper, safe_filename
@@ -68,7 +66,7 @@ def database_unavailable_as_503():
     which it retries later, rather than as an error that dead-letters its message."""
     try:
         yield
-    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlalchemy.exc.TimeoutError) as exc:
+    except UNAVAILABLE_ERRORS as exc:
         raise errors.ServiceUnavailable("The image database is unavailable") from exc
 
 
@@ -166,9 +164,7 @@ class UploadService(Service):
                 raise errors.NotFound("No such image")
             logs.bind(image_id=image_id)
             return body
-        image = self._owned_image(image_id, user_id)
-        self.status.cache.write_back(image)
-        body = status_to_dict(image)
+        body = self.status.cache.write_back(self._owned_image(image_id, user_id))
         self.db.session.close()
         return body
 
@@ -242,17 +238,17 @@ class UploadService(Service):
             now = utcnow()
             decision = claims.claim(image, now, self.limits.processing_lease_seconds,
                                     self.limits.max_processing_attempts)
-            if decision.reason == "processing_crashed":
+            if decision.proceed:
+                image.status = PROCESSING
+                image.updated_at = now
+                self.db.session.commit()
+                self.status.cache.set(image)
+            elif decision.reason == "processing_crashed":
                 self._finish_locked(image, FAILED, {
                     "error_code": "processing_crashed", "error_message": claims.crash_message(image)})
             else:
-                if decision.proceed:
-                    image.status = PROCESSING
-                    image.updated_at = now
-                self.db.session.commit()
-                if decision.proceed:
-                    self.status.cache.set(image)
-            return decision.as_reply(self.limits.processing_lease_seconds)
+                self.db.session.rollback()  # someone else is on it: nothing changed; the row lock ends
+            return decision.as_reply()
 
     @rpc
     def renew_processing(self, image_id, claim):

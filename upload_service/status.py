@@ -67,8 +67,8 @@ class StatusCache:
 
     def write_back(self, image):
         """Caches what a miss read from the database, unless something newer got there first (a
-        change, or the tombstone of a delete that committed after that read)."""
-        self._write(image, announce=False, only_if_missing=True)
+        change, or the tombstone of a delete that committed after that read); returns the answer."""
+        return self._write(image, announce=False, only_if_missing=True)
 
     def forget(self, image_id):
         """After a delete: a tombstone (so that a concurrent write-back cannot bring the image
@@ -93,6 +93,7 @@ class StatusCache:
             pipe.execute()
         except redis.RedisError as exc:
             log.warning("status cache unavailable: %s", exc)
+        return body
 
 
 class StatusNotifier:

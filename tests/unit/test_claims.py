@@ -80,6 +80,6 @@ def test_a_released_claim_is_granted_again_without_a_crash():
 def test_replies_are_plain_data_for_rpc():
     image = unclaimed()
     granted = claims.claim(image, NOW, LEASE, 3)
-    assert granted.as_reply(LEASE) == {"proceed": True, "claim": image.claim_token, "lease_seconds": LEASE}
+    assert granted.as_reply() == {"proceed": True, "claim": image.claim_token, "lease_seconds": LEASE}
     waiting = claims.claim(image, later(1), LEASE, 3)
-    assert waiting.as_reply(LEASE) == {"proceed": False, "reason": "in_progress", "retry_after": 14}
+    assert waiting.as_reply() == {"proceed": False, "reason": "in_progress", "retry_after": 14}
