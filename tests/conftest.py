@@ -25,7 +25,8 @@ from tests.support.mailbox import Mailbox  # noqa: E402
 RUN_ID = uuid.uuid4().hex[:10]
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
 TEST_REDIS_DB = int(os.environ.get("TEST_REDIS_DB", "13"))
-CORPUS_DIR = Path(os.environ.get("CORPUS_DIR", REPO_ROOT.parent / "shared" / "corpus"))
+# The image corpus (tests/data/README.md); CORPUS_DIR points at another copy.
+CORPUS_DIR = Path(os.environ.get("CORPUS_DIR") or REPO_ROOT / "tests" / "data" / "corpus")
 
 
 def free_port():

@@ -1,21 +1,19 @@
 """Fixtures of the imaging unit tests: the shared corpus of real and malformed images, and small
 synthetic images made on the fly.
 
-The corpus lives outside the repository: `$CORPUS_DIR`, by default `<repo>/../shared/corpus`. Each
+The corpus is `tests/data/corpus` (or `$CORPUS_DIR`, see tests/conftest.py). Each
 folder's index.json names every file's expected outcome; a test that asks for `corpus_entry` runs
 once per file of both folders (`accepted_corpus_entry`: once per file an upload accepts).
 """
 import json
-import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CORPUS_DIR = Path(os.environ.get("CORPUS_DIR") or REPO_ROOT.parent / "shared" / "corpus")
+from tests.conftest import CORPUS_DIR
+
 CORPUS_FOLDERS = ("good-images", "bad-images")
 
 

@@ -1,7 +1,7 @@
 """docker-compose.yml is valid Compose and agrees with the repository and with the Procfile.
 
 No Docker engine is needed: the file is validated against the Compose Specification's JSON schema
-(SCHEMAS_DIR, by default the shared/schemas folder beside the repository), and what a schema
+(tests/data/compose-spec.json, or SCHEMAS_DIR), and what a schema
 cannot see is checked by hand: dependencies, volumes, referenced files, and that both ways of
 running the suite start the same services the same way. The observability add-ons are checked the
 same way: Prometheus scrapes what the services serve, and the `elk` profile's Filebeat, Logstash and
@@ -20,7 +20,7 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 PROCFILE = REPO_ROOT / "Procfile"
-SCHEMA_FILE = Path(os.environ.get("SCHEMAS_DIR", REPO_ROOT.parent / "shared" / "schemas")) / "compose-spec.json"
+SCHEMA_FILE = Path(os.environ.get("SCHEMAS_DIR") or REPO_ROOT / "tests" / "data") / "compose-spec.json"
 
 # The suite's processes, as fixed for every way of running it: name -> (module:Class, port).
 NAMEKO_SERVICES = {
