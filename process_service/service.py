@@ -18,6 +18,7 @@ from shared.service import Service
 from shared.metrics import OPERATION_SECONDS, WORK_WAITING, queue_depth
 from shared.threads import run_in_thread
 from shared.tracing import EventDispatcher, RpcProxy, tracer
+from process_service.isolation import Isolation
 from process_service.lease import HeldClaim
 from process_service.pipeline import PipelineError, process_image
 
@@ -29,7 +30,8 @@ PROCESS_QUEUE = "evt-upload_service-image_uploaded--process_service.process"
 
 
 class Workbench(DependencyProvider):
-    """Where images are read and written, and how many pixels may be in memory at once."""
+    """Where images are read and written, how many pixels may be in memory at once, and which
+    jobs run alone (process_service/isolation.py)."""
 
     def setup(self):
         config = self.container.config
@@ -37,6 +39,7 @@ class Workbench(DependencyProvider):
         (self.storage_root / "outputs").mkdir(parents=True, exist_ok=True)
         self.max_pixels = int(config["MAX_IMAGE_PIXELS"])
         self.budget = PixelBudget(int(config.get("PROCESS_BUDGET_PIXELS") or DEFAULT_PROCESS_BUDGET_PIXELS))
+        self.isolation = Isolation()
 
     def get_dependency(self, worker_ctx):
         return self
@@ -71,7 +74,11 @@ class ProcessService(Service):
         def give_up(exc):
             self._report_failure(image_id, "processing_unavailable", "The image could not be processed in time")
 
-        with retry_when_unavailable(self.delivery, payload, on_give_up=give_up):
+        # A redelivered message may be the one that killed the last process: it runs alone.
+        with (
+            self.workbench.isolation.gate(alone=self.delivery.redelivered),
+            retry_when_unavailable(self.delivery, payload, on_give_up=give_up),
+        ):
             claim = self.upload_service.start_processing(image_id)
             if not claim["proceed"]:
                 self._skip(claim)
