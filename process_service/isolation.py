@@ -1,19 +1,23 @@
 """Suspect jobs run alone, so that an image that kills its process takes no other image with it.
 
-When a process dies (kill -9, out of memory, a decoder crash) every job it had in hand comes back
-from the broker marked `redelivered`, and each counts a crash on its image (see
-upload_service/claims.py). If they ran side by side again, an image that was merely next to the
-culprit would share its fate and, after MAX_PROCESSING_ATTEMPTS, fail with `processing_crashed`.
+When a process dies (kill -9, out of memory, a decoder crash) each image it had in hand counts a
+crash (see upload_service/claims.py) and becomes a suspect. If the suspects ran side by side
+again, an image that was merely next to the culprit would share its fate and, after
+MAX_PROCESSING_ATTEMPTS, fail with `processing_crashed`.
 
-So a redelivered message is processed alone in its process: it waits until the jobs already
-running end, and no new job starts until it is done. Only the culprit can then crash again; a
-bystander completes on its next attempt. Waiting happens before the image is claimed, so a job
-waiting here never counts a crash. Alone jobs go first (new jobs wait behind them), so a steady
-stream of fresh uploads cannot starve them.
+So a suspect is processed alone in its process: it waits until the jobs already running end, and
+no new job starts until it is done. Only the culprit can then crash again; a bystander completes.
+A job learns that its image is a suspect when it claims it (`run_alone`), then leaves the shared
+gate without a claim and waits here alone, so waiting never counts a crash. Alone jobs go first
+(new jobs wait behind them), so a steady stream of fresh uploads cannot starve them.
 """
 from contextlib import contextmanager
 
 from eventlet.green import threading
+
+
+class Suspect(Exception):
+    """The image was in hand when a worker died: claim it again from `Isolation.gate(alone=True)`."""
 
 
 class Isolation:

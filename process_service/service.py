@@ -18,7 +18,7 @@ from shared.service import Service
 from shared.metrics import OPERATION_SECONDS, WORK_WAITING, queue_depth
 from shared.threads import run_in_thread
 from shared.tracing import EventDispatcher, RpcProxy, tracer
-from process_service.isolation import Isolation
+from process_service.isolation import Isolation, Suspect
 from process_service.lease import HeldClaim
 from process_service.pipeline import PipelineError, process_image
 
@@ -74,13 +74,20 @@ class ProcessService(Service):
         def give_up(exc):
             self._report_failure(image_id, "processing_unavailable", "The image could not be processed in time")
 
-        # A redelivered message may be the one that killed the last process: it runs alone.
-        with (
-            self.workbench.isolation.gate(alone=self.delivery.redelivered),
-            retry_when_unavailable(self.delivery, payload, on_give_up=give_up),
-        ):
-            claim = self.upload_service.start_processing(image_id)
+        with retry_when_unavailable(self.delivery, payload, on_give_up=give_up):
+            try:
+                self._claim_and_process(payload, alone=False)
+            except Suspect:
+                # A worker died with this image in hand: it may be the cause, so it runs alone.
+                self._claim_and_process(payload, alone=True)
+
+    def _claim_and_process(self, payload, alone):
+        image_id = payload["image_id"]
+        with self.workbench.isolation.gate(alone=alone):
+            claim = self.upload_service.start_processing(image_id, alongside_others=not alone)
             if not claim["proceed"]:
+                if claim["reason"] == "run_alone":
+                    raise Suspect()  # out of the gate, to come back alone
                 self._skip(claim)
                 return
             with HeldClaim(self.upload_service, image_id, claim["claim"], claim["lease_seconds"]):

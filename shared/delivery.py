@@ -41,9 +41,6 @@ TRANSIENT_ERRORS = (
 DEAD_LETTER_EXCHANGE = Exchange("imageproc.dead-letters", type="fanout", durable=True)
 DEAD_LETTER_QUEUE = Queue("imageproc.dead-letters", exchange=DEAD_LETTER_EXCHANGE, durable=True)
 BACKOFF_EXCHANGE = "backoff"  # nameko-amqp-retry's delay exchange
-# The broker's redelivered flag, passed from the message to the Delivery dependency in the
-# worker's context data (dropped there with the other broker headers before the worker runs).
-REDELIVERED_KEY = "x-redelivered"
 
 
 class Retry(Backoff):
@@ -74,11 +71,6 @@ class RetryAfter(Retry):
 
 class EventHandler(_RetryingEventHandler):
     """nameko's event handler with the retry policy above; failures end in the dead-letter queue."""
-
-    def unpack_message_headers(self, message):
-        data = super().unpack_message_headers(message)
-        data[REDELIVERED_KEY] = bool(message.delivery_info.get("redelivered"))
-        return data
 
     def handle_result(self, message, worker_ctx, result=None, exc_info=None):
         # A failure is kept before its message is acknowledged (nameko acks failed messages).
@@ -121,9 +113,8 @@ def retries_so_far(headers):
 
 
 class DeliveryInfo:
-    def __init__(self, retries, config, queue_name, redelivered=False):
+    def __init__(self, retries, config, queue_name):
         self.retries = retries
-        self.redelivered = redelivered  # handed out before and not acknowledged: its worker may have died
         self.config = config
         self.queue_name = queue_name
 
@@ -137,7 +128,7 @@ class DeliveryInfo:
 
 class Delivery(DependencyProvider):
     """What a handler knows about the message it is handling: `self.delivery.retries`,
-    `.last_attempt`, `.redelivered`, `.dead_letter(payload, reason)`. Read at injection time, before the tracing
+    `.last_attempt`, `.dead_letter(payload, reason)`. Read at injection time, before the tracing
     provider drops broker headers from the worker context."""
 
     def get_dependency(self, worker_ctx):
@@ -146,7 +137,6 @@ class Delivery(DependencyProvider):
             retries_so_far(worker_ctx.data),
             self.container.config,
             queue.name if queue is not None else None,
-            bool(worker_ctx.data.get(REDELIVERED_KEY)),
         )
 
 

@@ -11,6 +11,10 @@ renews while it works (process_service renews every third of the lease):
 - an open claim whose lease ran out: its holder died without a word. That is a crash; after
   MAX_PROCESSING_ATTEMPTS of them the image fails with `processing_crashed`.
 
+An image that was in hand when a worker died is a suspect: it may be what killed it, or it may
+only have been beside the culprit. A caller that would run it alongside other jobs is told to run
+it alone instead (`run_alone`; process_service/isolation.py), so that only a culprit crashes again.
+
 A final status clears the claim; a final image is never claimed.
 """
 import datetime as dt
@@ -38,8 +42,9 @@ class Claim:
         return reply
 
 
-def claim(image, now, lease_seconds, max_crashes):
-    """Decides on a claim for a locked, unfinished image row and updates the row to match."""
+def claim(image, now, lease_seconds, max_crashes, alongside_others=False):
+    """Decides on a claim for a locked, unfinished image row and updates the row to match.
+    `alongside_others`: the caller would run the job beside others (then a suspect is refused)."""
     if image.claim_token is not None:
         if image.claim_expires_at > now:
             left = (image.claim_expires_at - now).total_seconds()
@@ -48,6 +53,8 @@ def claim(image, now, lease_seconds, max_crashes):
         image.claim_token = None
         if image.processing_crashes >= max_crashes:
             return Claim(False, "processing_crashed")
+    if image.processing_crashes and alongside_others:
+        return Claim(False, "run_alone")
     image.processing_attempts += 1
     image.claim_token = uuid.uuid4().hex
     image.claim_expires_at = now + dt.timedelta(seconds=lease_seconds)

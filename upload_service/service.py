@@ -226,10 +226,11 @@ class UploadService(Service):
     # -- results from process_service -----------------------------------------------------------
 
     @rpc
-    def start_processing(self, image_id):
+    def start_processing(self, image_id, alongside_others=False):
         """process_service claims an image before it processes it (see upload_service/claims.py).
         A duplicate message for a finished or deleted image is skipped; one whose worker is still
-        on it waits; an image whose workers died MAX_PROCESSING_ATTEMPTS times fails for good."""
+        on it waits; an image whose workers died MAX_PROCESSING_ATTEMPTS times fails for good; a
+        suspect asked for `alongside_others` is to be run alone."""
         with database_unavailable_as_503():
             image = self._locked_image(image_id)
             if image is None or image.status in FINAL_STATUSES:
@@ -237,7 +238,7 @@ class UploadService(Service):
                 return {"proceed": False, "reason": "deleted" if image is None else image.status}
             now = utcnow()
             decision = claims.claim(image, now, self.limits.processing_lease_seconds,
-                                    self.limits.max_processing_attempts)
+                                    self.limits.max_processing_attempts, alongside_others)
             if decision.proceed:
                 image.status = PROCESSING
                 image.updated_at = now
@@ -246,6 +247,8 @@ class UploadService(Service):
             elif decision.reason == "processing_crashed":
                 self._finish_locked(image, FAILED, {
                     "error_code": "processing_crashed", "error_message": claims.crash_message(image)})
+            elif decision.reason == "run_alone":
+                self.db.session.commit()  # keeps the crash it may have found; the claim is free
             else:
                 self.db.session.rollback()  # someone else is on it: nothing changed; the row lock ends
             return decision.as_reply()

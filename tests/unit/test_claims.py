@@ -40,6 +40,23 @@ def test_a_lease_that_ran_out_is_a_crash_and_the_next_worker_takes_over():
     assert (image.processing_attempts, image.processing_crashes) == (2, 1)
 
 
+def test_an_image_in_hand_when_its_worker_died_is_claimed_only_to_run_alone():
+    image = unclaimed()
+    claims.claim(image, NOW, LEASE, 3, alongside_others=True)
+    refused = claims.claim(image, later(LEASE + 1), LEASE, 3, alongside_others=True)
+    assert (refused.proceed, refused.reason, image.claim_token) == (False, "run_alone", None)
+    assert (image.processing_attempts, image.processing_crashes) == (1, 1), "the crash is counted once"
+
+    alone = claims.claim(image, later(LEASE + 2), LEASE, 3, alongside_others=False)
+    assert alone.proceed
+    assert (image.processing_attempts, image.processing_crashes) == (2, 1)
+
+
+def test_an_image_that_never_crashed_runs_alongside_others():
+    image = unclaimed()
+    assert claims.claim(image, NOW, LEASE, 3, alongside_others=True).proceed
+
+
 def test_the_crash_limit_fails_the_image():
     image = unclaimed()
     moment = 0
