@@ -343,6 +343,22 @@ def test_an_image_whose_processing_keeps_crashing_fails_for_good(upload_service,
     assert status["error"]["message"] == "Processing stopped 3 times before it could finish"
 
 
+def test_an_image_in_hand_when_its_worker_died_is_claimed_again_only_to_run_alone(upload_service, client_for, config, db):
+    client = client_for()
+    image_id = client.upload(HOPPER).json()["image"]["id"]
+    with entrypoint_hook(upload_service, "start_processing") as start_processing:
+        assert start_processing(image_id, alongside_others=True)["proceed"]
+        time.sleep(config["PROCESSING_LEASE_SECONDS"] + 0.1)  # the worker died: nobody renews
+        assert start_processing(image_id, alongside_others=True) == {"proceed": False, "reason": "run_alone"}
+        alone = start_processing(image_id, alongside_others=False)
+        assert alone["proceed"], alone
+    with db.connect() as connection:
+        counts = connection.execute(
+            select(Image.processing_attempts, Image.processing_crashes).where(Image.id == image_id)
+        ).one()
+    assert tuple(counts) == (2, 1), "one crash, counted once and kept"
+
+
 def test_a_renewed_or_released_claim_is_not_a_crash(upload_service, client_for, config, db):
     client = client_for()
     image_id = client.upload(HOPPER).json()["image"]["id"]
