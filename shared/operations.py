@@ -14,9 +14,9 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageDraw, ImageFont
 
-from shared import errors, imaging
+from shared import errors, filters, imaging
 
 MAX_OPERATIONS = 20
 
@@ -229,14 +229,13 @@ def _premultiplied(image, transform):
 
 
 def _blur(image, params, context):
-    return _premultiplied(image, lambda im: im.filter(ImageFilter.GaussianBlur(params["radius"])))
+    return _premultiplied(image, lambda im: filters.gaussian_blur(im, params["radius"]))
 
 
 def _sharpen(image, params, context):
     if params["amount"] == 0:
         return image
-    mask = ImageFilter.UnsharpMask(radius=params["radius"], percent=round(params["amount"] * 100), threshold=0)
-    return _premultiplied(image, lambda im: im.filter(mask))
+    return _premultiplied(image, lambda im: filters.unsharp_mask(im, params["radius"], params["amount"]))
 
 
 # -- watermark ------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from PIL import Image, ImageFilter, ImageOps, ImageStat, JpegImagePlugin, PngIma
 
 from process_service import pipeline
 from process_service.pipeline import PipelineError, process_image
-from shared import errors, imaging
+from shared import errors, filters, imaging
 from shared.operations import validate_operations
 
 MAX_PIXELS = 50_000_000
@@ -622,7 +622,7 @@ def test_pillow_errors_in_a_step_become_processing_error(good_image, out_stem, m
     def broken(*args, **kwargs):
         raise ValueError("broken filter")
 
-    monkeypatch.setattr(Image.Image, "filter", broken)
+    monkeypatch.setattr(filters, "gaussian_blur", broken)
     with pytest.raises(PipelineError) as raised:
         run(good_image("hopper.jpg"), [{"type": "blur", "radius": 1}], out_stem)
     assert raised.value.code == "processing_error"
