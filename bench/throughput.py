@@ -11,6 +11,11 @@ is started exactly as the Procfile starts the first (same environment, its own H
 shares the queue. CPU seconds of every process of the suite are sampled during each run, so the
 table shows where the machine's two cores went.
 
+The figures after the ratio say why it is what it is: the whole machine's CPU per image (every
+process: the suite, nginx, RabbitMQ, PostgreSQL, Redis, the client), process_service's part of it,
+and the ceiling (cores / CPU per image) at which the machine is saturated. On a 2-core machine one
+process_service already reaches most of that ceiling, so a second one has nothing to add there.
+
 Task: the latency benchmark's (4000x3000 photo-like JPEG q90 -> resize 800x600, compress 80),
 and a processing-heavy one (the same upload -> 1600 px WebP q80), where the pipeline is most of
 the work per image. Target (issue requirement 3): 2 processes >= 1.6x the images/s of 1 process.
@@ -97,6 +102,24 @@ async def measure(suite, processes, operations, count, out):
     }
 
 
+def machine_ceiling(task, run):
+    """What the whole machine spends per image (every process: the suite, nginx, the broker, the
+    databases, the client) and the throughput at which its cores would all be busy. When one
+    process_service already comes close to that ceiling, more processes on the same cores cannot
+    add much: scaling out then needs cores of its own."""
+    cores = os.cpu_count()
+    completed = run["completed"] or float("nan")
+    machine_ms = run["machine_busy"] * cores * run["wall"] * 1000 / completed
+    process_ms = sum(v or 0 for k, v in run["cpu"].items() if k.startswith("process_service")) * 1000 / completed
+    ceiling = cores * 1000 / machine_ms
+    return [
+        info(NAME, f"{task}: CPU per image, whole machine", machine_ms, "ms"),
+        info(NAME, f"{task}: CPU per image, process_service", process_ms, "ms"),
+        info(NAME, f"{task}: ceiling of {cores} cores", ceiling, "img/s"),
+        info(NAME, f"{task}: 1 process_service / ceiling", run["images_per_s"] / ceiling, "x"),
+    ]
+
+
 def run(suite=None, count=None, tasks=None, out=print):
     """Without a `suite`, each configuration gets a fresh one (a stuck process cannot spoil the next)."""
     print_machine(out)
@@ -141,6 +164,7 @@ def run(suite=None, count=None, tasks=None, out=print):
         results.append(info(NAME, f"{task}: 2 process_service", two["images_per_s"], "img/s"))
         ratio = two["images_per_s"] / one["images_per_s"] if one["images_per_s"] else float("nan")
         results.append(check(NAME, f"{task}: 2 processes vs 1", ratio, "x", ">=", TARGET))
+        results.extend(machine_ceiling(task, one))
         lost = sum(len(r["failures"]) for r in runs)
         if lost:
             results.append(check(NAME, f"{task}: failed or stuck images", lost, "", "<=", 0, shown_limit="0",
