@@ -77,14 +77,19 @@ class UserService(Service):
         if self.throttle.is_locked(email):
             raise errors.TooManyRequests("Too many failed logins for this account; try again later")
         user = self._find_by_email(email)
+        user_id = user.id if user else None
         # Unknown emails are checked against a dummy hash: same answer, similar time.
         password_hash = user.password_hash if user else self.passwords.dummy.value
-        if not verify_password(data["password"], password_hash) or user is None:
+        # bcrypt takes a quarter of a second, longer while other logins hold the hashing slots: the
+        # pooled connection goes back first, or a burst of logins holds every connection and all
+        # else (health checks, signups, token checks) waits for one.
+        self.db.session.rollback()
+        if not verify_password(data["password"], password_hash) or user_id is None:
             self.throttle.record_failure(email)
             raise errors.InvalidCredentials()
         self.throttle.reset(email)
-        logs.bind(user_id=user.id)
-        return 200, self.tokens.issue(user.id)
+        logs.bind(user_id=user_id)
+        return 200, self.tokens.issue(user_id)
 
     @http("GET", "/api/users/me")
     def me(self, request):

@@ -84,6 +84,28 @@ def test_duplicate_email_is_409_case_insensitively(user_service, web_url):
     assert response.json()["error"]["code"] == "email_taken"
 
 
+def test_a_login_holds_no_database_connection_while_bcrypt_runs(user_service, web_url, monkeypatch):
+    """bcrypt takes ~0.3 s, longer when logins queue for the hashing slots: a burst of logins
+    holding pooled connections meanwhile would leave none for anything else."""
+    from user_service import service as service_module
+
+    engine = next(ext for ext in user_service.extensions if ext.__class__.__name__ == "Database").engine
+    held_while_hashing = []
+    real_verify = service_module.verify_password
+
+    def watching(password, password_hash):
+        held_while_hashing.append(engine.pool.checkedout())
+        return real_verify(password, password_hash)
+
+    monkeypatch.setattr(service_module, "verify_password", watching)
+    email = unique_email()
+    assert signup(web_url, email=email).status_code == 201
+    assert login(web_url, email=email).status_code == 200
+    assert login(web_url, email=email, password="wrong password").status_code == 401
+    assert login(web_url, email=unique_email("nobody")).status_code == 401
+    assert held_while_hashing == [0, 0, 0]
+
+
 def test_login_issues_a_verifiable_token_and_me_returns_the_user(user_service, web_url, config):
     email = unique_email()
     user = signup(web_url, email=email).json()["user"]
