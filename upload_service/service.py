@@ -143,6 +143,9 @@ class UploadService(Service):
             return 200, current
         deadline = time.monotonic() + wait
         with self.status.notifier.listening(current["id"]) as wait_for_change:
+            # Again, now that no doorbell can be missed: one that rang since the first read rang
+            # for no one, and the poll would sleep its whole wait.
+            current = self._current_status(image_id, user_id)
             while current["status"] not in FINAL_STATUSES:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:

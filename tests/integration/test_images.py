@@ -127,6 +127,40 @@ def test_long_poll_returns_as_soon_as_the_image_is_done(upload_service, process_
     assert time.monotonic() - started < 10
 
 
+def test_an_image_that_finishes_between_the_first_read_and_the_listening_still_wakes_its_poll(
+    upload_service, client_for, redis_url, config, monkeypatch
+):
+    """A long-poll reads the status, then listens for the doorbell: a result landing in between
+    rings for nobody, so the poll must read again once it listens, or it sleeps its whole wait."""
+    from contextlib import contextmanager
+
+    import eventlet
+
+    from upload_service.models import Image as ImageRow
+    from upload_service.status import StatusCache, StatusNotifier
+
+    client = client_for()
+    image_id = client.upload(HOPPER).json()["image"]["id"]
+    with make_engine(config["DATABASE_URL"]).connect() as connection:
+        row = connection.execute(select(ImageRow.__table__).where(ImageRow.id == image_id)).one()._mapping
+    finished = ImageRow(**{**dict(row), "status": "failed", "error_code": "decode_error", "error_message": "x"})
+    cache = StatusCache(redis.Redis.from_url(redis_url, decode_responses=True))
+    listen = StatusNotifier.listening
+
+    @contextmanager
+    def finished_just_before(notifier, waited_id):
+        cache.set(finished)  # the result and its doorbell, before this poll listens
+        eventlet.sleep(0.3)  # the doorbell has rung for no one
+        with listen(notifier, waited_id) as wait:
+            yield wait
+
+    monkeypatch.setattr(StatusNotifier, "listening", finished_just_before)
+    started = time.monotonic()
+    status = client.status(image_id, wait=10).json()
+    assert status["status"] == "failed"
+    assert time.monotonic() - started < 3, "slept through the result"
+
+
 @pytest.mark.parametrize(
     "operations, field",
     [
