@@ -32,13 +32,25 @@ def _verify(password, password_hash):
 _hashing_slots = Semaphore(max(1, os.cpu_count() or 1))
 
 
+def hashing_slot():
+    """One of as many slots as cores. A login holds one for its lookup as well as its hash (see
+    UserService.login), then calls `verify_in_slot`."""
+    return _hashing_slots
+
+
 def hash_password(password, rounds):
     with tracer().start_as_current_span("bcrypt.hash"), _hashing_slots:
         return run_in_thread(_hash, password, rounds)
 
 
 def verify_password(password, password_hash):
-    with tracer().start_as_current_span("bcrypt.verify"), _hashing_slots:
+    with _hashing_slots:
+        return verify_in_slot(password, password_hash)
+
+
+def verify_in_slot(password, password_hash):
+    """`verify_password` for a caller that holds a `hashing_slot()` already."""
+    with tracer().start_as_current_span("bcrypt.verify"):
         return run_in_thread(_verify, password, password_hash)
 
 

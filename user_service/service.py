@@ -23,7 +23,7 @@ from shared.tracing import EventDispatcher, RpcProxy
 from shared.validation import load, load_json
 from user_service.dependencies import LoginThrottle, PasswordPolicy, Revocations, SuiteHealth, Tokens
 from user_service.models import Base, OutboxEvent, RevokedToken, User
-from user_service.passwords import hash_password, verify_password
+from user_service.passwords import hash_password, hashing_slot, verify_in_slot, verify_password
 from user_service.schemas import LoginSchema, PasswordChangeSchema, SignupSchema, UserIdSchema
 
 log = logging.getLogger(__name__)
@@ -76,15 +76,18 @@ class UserService(Service):
         email = data["email"].strip()
         if self.throttle.is_locked(email):
             raise errors.TooManyRequests("Too many failed logins for this account; try again later")
-        user = self._find_by_email(email)
-        user_id = user.id if user else None
-        # Unknown emails are checked against a dummy hash: same answer, similar time.
-        password_hash = user.password_hash if user else self.passwords.dummy.value
-        # bcrypt takes a quarter of a second, longer while other logins hold the hashing slots: the
-        # pooled connection goes back first, or a burst of logins holds every connection and all
-        # else (health checks, signups, token checks) waits for one.
-        self.db.session.rollback()
-        if not verify_password(data["password"], password_hash) or user_id is None:
+        # A login is bcrypt-bound: as many run at once as there are cores, lookup included, so that
+        # a burst of logins neither opens a database connection each nor piles all its work onto
+        # the event loop at the same instant (health checks and other requests would wait behind).
+        with hashing_slot():
+            user = self._find_by_email(email)
+            user_id = user.id if user else None
+            # Unknown emails are checked against a dummy hash: same answer, similar time.
+            password_hash = user.password_hash if user else self.passwords.dummy.value
+            # bcrypt takes a quarter of a second: the pooled connection goes back first.
+            self.db.session.rollback()
+            verified = verify_in_slot(data["password"], password_hash)
+        if not verified or user_id is None:
             self.throttle.record_failure(email)
             raise errors.InvalidCredentials()
         self.throttle.reset(email)

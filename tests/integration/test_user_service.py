@@ -91,19 +91,48 @@ def test_a_login_holds_no_database_connection_while_bcrypt_runs(user_service, we
 
     engine = next(ext for ext in user_service.extensions if ext.__class__.__name__ == "Database").engine
     held_while_hashing = []
-    real_verify = service_module.verify_password
+    real_verify = service_module.verify_in_slot
 
     def watching(password, password_hash):
         held_while_hashing.append(engine.pool.checkedout())
         return real_verify(password, password_hash)
 
-    monkeypatch.setattr(service_module, "verify_password", watching)
+    monkeypatch.setattr(service_module, "verify_in_slot", watching)
     email = unique_email()
     assert signup(web_url, email=email).status_code == 201
     assert login(web_url, email=email).status_code == 200
     assert login(web_url, email=email, password="wrong password").status_code == 401
     assert login(web_url, email=unique_email("nobody")).status_code == 401
     assert held_while_hashing == [0, 0, 0]
+
+
+def test_a_burst_of_logins_looks_users_up_no_more_at_once_than_there_are_cores(user_service, web_url, monkeypatch):
+    """Logins are bcrypt-bound: the ones beyond a core each wait before their lookup, so a burst
+    neither opens a database connection per login nor piles all its work on the event loop."""
+    import os
+
+    import eventlet
+
+    from user_service import service as service_module
+
+    email = unique_email()
+    assert signup(web_url, email=email).status_code == 201
+    inside, most = [0], [0]
+    real_find = service_module.UserService._find_by_email
+
+    def counting(self, address):
+        inside[0] += 1
+        most[0] = max(most[0], inside[0])
+        try:
+            eventlet.sleep(0.05)  # a slow lookup: the others have every chance to come in
+            return real_find(self, address)
+        finally:
+            inside[0] -= 1
+
+    monkeypatch.setattr(service_module.UserService, "_find_by_email", counting)
+    answers = list(eventlet.GreenPool(8).imap(lambda _: login(web_url, email=email).status_code, range(8)))
+    assert answers == [200] * 8
+    assert most[0] == min(8, os.cpu_count())
 
 
 def test_login_issues_a_verifiable_token_and_me_returns_the_user(user_service, web_url, config):
