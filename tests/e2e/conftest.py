@@ -4,13 +4,12 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
 
 import pytest
-import requests
 
 from shared.config import REPO_ROOT
 from tests.conftest import RUN_ID, free_port, rabbitmqctl, wait_until
+from tests.support.clients import sign_up_and_log_in
 from tests.support.spans import SpanStore
 
 E2E_REDIS_DB = int(os.environ.get("TEST_E2E_REDIS_DB", "14"))
@@ -121,17 +120,9 @@ def suite(suite_env, smtp_sink, otlp_sink):
 
 @pytest.fixture
 def new_account(suite):
-    """Signs a new user up through the gateway; returns (user, password, token)."""
+    """Signs a new user up through the gateway; returns (user, token)."""
 
     def make(name="Grace"):
-        email = f"{name.lower()}.{uuid.uuid4().hex[:8]}@example.com"
-        password = "a long enough password"
-        response = requests.post(
-            f"{suite.url}/api/users/signup", json={"name": name, "email": email, "password": password}, timeout=30
-        )
-        assert response.status_code == 201, response.text
-        login = requests.post(f"{suite.url}/api/users/login", json={"email": email, "password": password}, timeout=30)
-        assert login.status_code == 200, login.text
-        return response.json()["user"], login.json()["access_token"]
+        return sign_up_and_log_in(suite.url, name)
 
     return make

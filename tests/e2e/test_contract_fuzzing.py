@@ -30,7 +30,8 @@ from schemathesis.config import SchemathesisConfig
 
 from shared.config import REPO_ROOT
 from tests.support.clients import ImagesClient, bearer
-from tests.support.hostile import ACCOUNT_PASSWORD, sign_up_and_log_in, small_image
+from tests.support.clients import ACCOUNT_PASSWORD, sign_up_and_log_in
+from tests.support.hostile import small_image
 
 pytestmark = pytest.mark.e2e
 

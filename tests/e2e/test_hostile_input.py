@@ -20,7 +20,7 @@ from werkzeug.http import parse_options_header
 
 from shared.imaging import AVIF_AVAILABLE
 from tests.conftest import CORPUS_DIR
-from tests.support.clients import ImagesClient, bearer
+from tests.support.clients import ImagesClient, bearer, sign_up_and_log_in
 from tests.support.hostile import (
     UNSAFE_IN_FILENAME,
     assert_clean_header_block,
@@ -29,7 +29,6 @@ from tests.support.hostile import (
     http_request,
     multipart,
     raw_http,
-    sign_up_and_log_in,
     small_image,
     storage_files,
 )

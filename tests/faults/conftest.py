@@ -51,7 +51,7 @@ from sqlalchemy.pool import NullPool
 
 from shared.config import REPO_ROOT
 from tests.conftest import free_port, start_smtp_sink
-from tests.support.clients import ImagesClient, bearer
+from tests.support.clients import ACCOUNT_PASSWORD, ImagesClient, bearer, sign_up_and_log_in
 from tests.support.mailbox import Mailbox
 from tests.support.servers import PostgresCluster, RabbitNode, RedisServer, port_open, tmpfs
 
@@ -524,16 +524,8 @@ class FaultSuite:
 
     # -- the API as a user sees it --------------------------------------------------------------------
     def account(self, name="Fault"):
-        email = f"{name.lower()}.{uuid.uuid4().hex[:8]}@example.com"
-        password = "a long enough password"
-        signup = requests.post(
-            f"{self.url}/api/users/signup", json={"name": name, "email": email, "password": password}, timeout=30
-        )
-        assert signup.status_code == 201, signup.text
-        login = requests.post(f"{self.url}/api/users/login", json={"email": email, "password": password}, timeout=30)
-        assert login.status_code == 200, login.text
-        token = login.json()["access_token"]
-        return Account(signup.json()["user"], email, password, token, ImagesClient(self.url, token))
+        user, token = sign_up_and_log_in(self.url, name)
+        return Account(user, user["email"], ACCOUNT_PASSWORD, token, ImagesClient(self.url, token))
 
     def upload(self, account, data, operations, filename=None):
         upload = Upload(filename or f"{uuid.uuid4().hex[:12]}.img", data, operations, account)

@@ -1,10 +1,27 @@
 """Small helpers the integration and end-to-end tests share."""
 import json
+import re
 import uuid
 
 import requests
 
 from user_service.tokens import TokenIssuer
+
+ACCOUNT_PASSWORD = "a long enough password"
+
+
+def sign_up_and_log_in(base_url, name="User"):
+    """(user, token) of a fresh account, signed up and logged in through the gateway at `base_url`;
+    its password is ACCOUNT_PASSWORD. Usable from fixtures of any scope."""
+    email = f"{re.sub(r'[^a-z]', '', name.lower()) or 'user'}.{uuid.uuid4().hex[:10]}@example.com"
+    password = ACCOUNT_PASSWORD
+    signup = requests.post(
+        f"{base_url}/api/users/signup", json={"name": name, "email": email, "password": password}, timeout=30
+    )
+    assert signup.status_code == 201, signup.text
+    login = requests.post(f"{base_url}/api/users/login", json={"email": email, "password": password}, timeout=30)
+    assert login.status_code == 200, login.text
+    return signup.json()["user"], login.json()["access_token"]
 
 
 def issuer_from(config):

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import requests
 from PIL import Image
 
 ERROR_CODE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -57,23 +56,6 @@ def _as_set(value):
 
 
 # -- accounts -----------------------------------------------------------------------------------
-
-
-ACCOUNT_PASSWORD = "a long enough password"
-
-
-def sign_up_and_log_in(base_url, name="Hostile"):
-    """(user, token) of a fresh account whose password is ACCOUNT_PASSWORD; usable from fixtures of
-    any scope (unlike the function-scoped `new_account`)."""
-    email = f"{re.sub(r'[^a-z]', '', name.lower()) or 'user'}.{uuid.uuid4().hex[:10]}@example.com"
-    password = ACCOUNT_PASSWORD
-    signup = requests.post(
-        f"{base_url}/api/users/signup", json={"name": name, "email": email, "password": password}, timeout=30
-    )
-    assert signup.status_code == 201, signup.text
-    login = requests.post(f"{base_url}/api/users/login", json={"email": email, "password": password}, timeout=30)
-    assert login.status_code == 200, login.text
-    return signup.json()["user"], login.json()["access_token"]
 
 
 # -- raw HTTP -----------------------------------------------------------------------------------
