@@ -79,6 +79,7 @@ class ProcessService(Service):
                 self._claim_and_process(payload, alone=False)
             except Suspect:
                 # A worker died with this image in hand: it may be the cause, so it runs alone.
+                log.warning("image was in hand when a worker died: processing it alone")
                 self._claim_and_process(payload, alone=True)
 
     def _claim_and_process(self, payload, alone):
