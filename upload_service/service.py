@@ -138,13 +138,11 @@ class UploadService(Service):
     def image_status(self, request, image_id):
         user_id = self.auth.user_id(request)
         wait = load(status_query_schema(self.limits.max_wait_seconds), request.args)["wait"]
-        current = self._current_status(image_id, user_id)
-        if current["status"] in FINAL_STATUSES or wait <= 0:
-            return 200, current
+        image_id = parse_image_id(image_id)
         deadline = time.monotonic() + wait
-        with self.status.notifier.listening(current["id"]) as wait_for_change:
-            # Again, now that no doorbell can be missed: one that rang since the first read rang
-            # for no one, and the poll would sleep its whole wait.
+        # Listening before the read: a result landing between the two would ring for no one, and
+        # the poll would sleep its whole wait.
+        with self.status.notifier.listening(str(image_id)) as wait_for_change:
             current = self._current_status(image_id, user_id)
             while current["status"] not in FINAL_STATUSES:
                 remaining = deadline - time.monotonic()
