@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from PIL import Image, ImageCms, ImageFile
 
 from process_service.png import fast_png
-from shared import errors, imaging
+from shared import errors, filters, imaging  # noqa: F401 - filters: OpenCV loaded at start, not in a job
 from shared.operations import OPERATIONS, Context, OperationError, resize_geometry, validate_operations
 
 DEFAULT_QUALITY = {"jpeg": 85, "webp": 80, "avif": 60}

@@ -16,7 +16,7 @@ from typing import Callable, Optional
 
 from PIL import Image, ImageDraw, ImageFont
 
-from shared import errors, filters, imaging
+from shared import errors, imaging
 
 MAX_OPERATIONS = 20
 
@@ -217,7 +217,8 @@ def _grayscale(image, params, context):
 
 
 # -- blur, sharpen --------------------------------------------------------------------------------
-
+# shared.filters loads OpenCV and numpy: imported where images are processed (process_service loads
+# it at start), not in upload_service, which only validates operations.
 
 def _premultiplied(image, transform):
     """Applies a filter or resampling transform with alpha premultiplied, so that the colour of fully
@@ -229,12 +230,16 @@ def _premultiplied(image, transform):
 
 
 def _blur(image, params, context):
+    from shared import filters
+
     return _premultiplied(image, lambda im: filters.gaussian_blur(im, params["radius"]))
 
 
 def _sharpen(image, params, context):
     if params["amount"] == 0:
         return image
+    from shared import filters
+
     return _premultiplied(image, lambda im: filters.unsharp_mask(im, params["radius"], params["amount"]))
 
 
