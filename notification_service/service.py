@@ -12,7 +12,6 @@ An owner that no longer exists is logged and the event dropped; a failed deliver
 """
 import logging
 
-
 from notification_service import templates
 from notification_service.dependencies import SentMail
 from notification_service.mailer import MailDeliveryError, Mailer
