@@ -220,6 +220,7 @@ def _grayscale(image, params, context):
 # shared.filters loads OpenCV and numpy: imported where images are processed (process_service loads
 # it at start), not in upload_service, which only validates operations.
 
+
 def _premultiplied(image, transform):
     """Applies a filter or resampling transform with alpha premultiplied, so that the colour of fully
     transparent pixels (often black) does not bleed into the visible ones."""
