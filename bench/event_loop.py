@@ -74,6 +74,12 @@ async def measure(suite, out, rounds):
         baseline = await baseline_task
         # 2. load, ROUNDS times (more samples: a p99 of one round's ~120 probes is its 2nd worst)
         under_load, finals, logins, window = {}, [], [], 0.0
+
+        async def one_login():
+            started = time.perf_counter()
+            await client.login(session, suite.gateway, email)
+            return time.perf_counter() - started
+
         for _ in range(rounds):
             uploads = await asyncio.gather(*(client.upload(session, suite.gateway, token, big, OPERATIONS)
                                              for _ in range(2)))
@@ -85,12 +91,6 @@ async def measure(suite, out, rounds):
             t_start = time.time()
             stop = asyncio.Event()
             probes_task = asyncio.create_task(run_probes(probe_urls(suite, token, ids[0]), stop))
-
-            async def one_login():
-                started = time.perf_counter()
-                await client.login(session, suite.gateway, email)
-                return time.perf_counter() - started
-
             logins_task = asyncio.gather(*(one_login() for _ in range(LOGINS)), return_exceptions=True)
             finals += await asyncio.gather(*(client.wait_final(session, suite.gateway, token, i, deadline_s=120)
                                              for i in ids))
