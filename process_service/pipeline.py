@@ -23,7 +23,6 @@ import errno
 import io
 import math
 import os
-import tempfile
 import time
 import zlib
 from contextlib import contextmanager
@@ -31,7 +30,7 @@ from contextlib import contextmanager
 from PIL import Image, ImageCms, ImageFile
 
 from process_service.png import fast_png
-from shared import errors, filters, imaging  # noqa: F401 - filters: OpenCV loaded at start, not in a job
+from shared import errors, filters, imaging, partial_files  # noqa: F401 - filters: OpenCV loaded at start, not in a job
 from shared.operations import OPERATIONS, Context, OperationError, resize_geometry, validate_operations
 
 DEFAULT_QUALITY = {"jpeg": 85, "webp": 80, "avif": 60}
@@ -257,6 +256,11 @@ def _encode(image, output_format, quality, icc_profile, dst_path_stem):
     try:
         encoded = fast_png(image, icc_profile) if output_format.name == "png" and quality is None else None
         _save_atomically(image, path, output_format.pillow, options, encoded)
+    except FileNotFoundError as exc:
+        # Our half-written file was removed: this job's claim ran out and upload_service cleared
+        # what it took for a dead worker's leftovers. Not the image's fault: the retry finds it
+        # taken over (or finished) and stands down.
+        raise errors.ServiceUnavailable("The result was removed while it was written") from exc
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             # Not the image's fault: retried later (see shared.delivery), not failed for good.
@@ -330,17 +334,15 @@ def _save_options(output_format, quality, icc_profile):
 
 def _save_atomically(image, path, pillow_format, options, encoded=None):
     """Writes `encoded` (bytes made by another encoder) or else Pillow's encoding of `image`."""
-    folder = os.path.dirname(path) or "."
-    fd, temporary = tempfile.mkstemp(dir=folder, prefix=".", suffix=".part")
+    temporary = partial_files.partial_path(path)
     try:
-        with os.fdopen(fd, "wb") as fp:
+        with open(temporary, "xb") as fp:
             if encoded is not None:
                 fp.write(encoded)
             else:
                 image.save(fp, format=pillow_format, **options)
-        os.chmod(temporary, 0o644)  # mkstemp makes it 0600; the web server serves it
+        os.chmod(temporary, 0o644)  # whatever the umask: the web server serves it
         os.replace(temporary, path)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
+        temporary.unlink(missing_ok=True)
         raise

@@ -32,6 +32,7 @@ class Claim:
     token: str = ""
     lease_seconds: float = 0
     wait_seconds: int = 0
+    found_crash: bool = False  # this call found the last holder's lease run out
 
     def as_reply(self):
         if self.proceed:
@@ -45,20 +46,22 @@ class Claim:
 def claim(image, now, lease_seconds, max_crashes, alongside_others=False):
     """Decides on a claim for a locked, unfinished image row and updates the row to match.
     `alongside_others`: the caller would run the job beside others (then a suspect is refused)."""
+    found_crash = False
     if image.claim_token is not None:
         if image.claim_expires_at > now:
             left = (image.claim_expires_at - now).total_seconds()
             return Claim(False, "in_progress", wait_seconds=max(1, math.ceil(left)))
         image.processing_crashes += 1
         image.claim_token = None
+        found_crash = True
         if image.processing_crashes >= max_crashes:
-            return Claim(False, "processing_crashed")
+            return Claim(False, "processing_crashed", found_crash=True)
     if image.processing_crashes and alongside_others:
-        return Claim(False, "run_alone")
+        return Claim(False, "run_alone", found_crash=found_crash)
     image.processing_attempts += 1
     image.claim_token = uuid.uuid4().hex
     image.claim_expires_at = now + dt.timedelta(seconds=lease_seconds)
-    return Claim(True, token=image.claim_token, lease_seconds=lease_seconds)
+    return Claim(True, token=image.claim_token, lease_seconds=lease_seconds, found_crash=found_crash)
 
 
 def renew(image, token, now, lease_seconds):

@@ -240,6 +240,10 @@ class UploadService(Service):
             now = utcnow()
             decision = claims.claim(image, now, self.limits.processing_lease_seconds,
                                     self.limits.max_processing_attempts, alongside_others)
+            if decision.found_crash:
+                # Its writer is dead and nobody holds the image: what it half-wrote goes now (the
+                # next holder is told to proceed only after this returns).
+                self.storage.remove_partial_outputs(image.id)
             if decision.proceed:
                 image.status = PROCESSING
                 image.updated_at = now

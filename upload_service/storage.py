@@ -13,7 +13,7 @@ import time
 import uuid
 from pathlib import Path
 
-from shared import errors
+from shared import errors, partial_files
 from shared.config import resolve_path
 
 ORIGINALS, OUTPUTS = "originals", "outputs"
@@ -35,7 +35,7 @@ class Storage:
         Refuses bodies over max_bytes while copying; a full disk is a 507, never half a file."""
         relative = f"{ORIGINALS}/{image_id}"
         target = self.root / relative
-        temporary = target.with_name(f".{image_id}.{uuid.uuid4().hex}.part")
+        temporary = partial_files.partial_path(target)
         size = 0
         try:
             with open(temporary, "wb") as out:
@@ -61,6 +61,13 @@ class Storage:
         for relative in relatives:
             if relative:
                 (self.root / relative).unlink(missing_ok=True)
+
+    def remove_partial_outputs(self, image_id):
+        """Removes what a dead process_service left half-written for `image_id`; returns the paths."""
+        leftovers = partial_files.leftovers(self.root / OUTPUTS, image_id)
+        for path in leftovers:
+            path.unlink(missing_ok=True)
+        return leftovers
 
     def output_stem(self, image_id):
         return f"{OUTPUTS}/{image_id}"

@@ -2,6 +2,7 @@
 import os
 import re
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -10,6 +11,7 @@ from PIL import Image as PILImage
 from sqlalchemy import func, select
 
 from process_service.service import ProcessService
+from shared import partial_files
 from shared.db import make_engine
 from shared.revocation import LOADED_KEY
 from tests.conftest import CORPUS_DIR, free_port
@@ -55,8 +57,6 @@ def db(config):
 
 
 def stored_files(config):
-    from pathlib import Path
-
     root = Path(config["STORAGE_DIR"])
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
@@ -391,6 +391,24 @@ def test_an_image_in_hand_when_its_worker_died_is_claimed_again_only_to_run_alon
             select(Image.processing_attempts, Image.processing_crashes).where(Image.id == image_id)
         ).one()
     assert tuple(counts) == (2, 1), "one crash, counted once and kept"
+
+
+def test_what_a_dead_worker_half_wrote_is_removed_when_its_crash_is_found(upload_service, client_for, config):
+    client = client_for()
+    image_id, other_id = (client.upload(HOPPER).json()["image"]["id"] for _ in range(2))
+    outputs = Path(config["STORAGE_DIR"]) / "outputs"
+    left_behind = partial_files.partial_path(outputs / f"{image_id}.webp")
+    someone_elses = partial_files.partial_path(outputs / f"{other_id}.webp")
+    with entrypoint_hook(upload_service, "start_processing") as start_processing:
+        assert start_processing(image_id)["proceed"]
+        for path in (left_behind, someone_elses):
+            path.write_bytes(b"half an image")  # the worker is killed while it writes
+        assert start_processing(image_id)["reason"] == "in_progress"
+        assert left_behind.exists(), "kept while the lease runs: its writer may be alive"
+        time.sleep(config["PROCESSING_LEASE_SECONDS"] + 0.1)
+        assert start_processing(image_id)["proceed"]
+    assert not left_behind.exists()
+    assert someone_elses.exists(), "another image's file being written is not touched"
 
 
 def test_a_renewed_or_released_claim_is_not_a_crash(upload_service, client_for, config, db):

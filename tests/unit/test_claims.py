@@ -35,8 +35,9 @@ def test_a_claim_while_the_lease_runs_waits_for_its_end():
 def test_a_lease_that_ran_out_is_a_crash_and_the_next_worker_takes_over():
     image = unclaimed()
     first = claims.claim(image, NOW, LEASE, 3)
+    assert not first.found_crash
     second = claims.claim(image, later(LEASE + 1), LEASE, 3)
-    assert second.proceed and second.token != first.token
+    assert second.proceed and second.token != first.token and second.found_crash
     assert (image.processing_attempts, image.processing_crashes) == (2, 1)
 
 
@@ -45,10 +46,11 @@ def test_an_image_in_hand_when_its_worker_died_is_claimed_only_to_run_alone():
     claims.claim(image, NOW, LEASE, 3, alongside_others=True)
     refused = claims.claim(image, later(LEASE + 1), LEASE, 3, alongside_others=True)
     assert (refused.proceed, refused.reason, image.claim_token) == (False, "run_alone", None)
+    assert refused.found_crash
     assert (image.processing_attempts, image.processing_crashes) == (1, 1), "the crash is counted once"
 
     alone = claims.claim(image, later(LEASE + 2), LEASE, 3, alongside_others=False)
-    assert alone.proceed
+    assert alone.proceed and not alone.found_crash, "the crash was found (and cleared up) once"
     assert (image.processing_attempts, image.processing_crashes) == (2, 1)
 
 
@@ -64,7 +66,7 @@ def test_the_crash_limit_fails_the_image():
         assert claims.claim(image, later(moment), LEASE, 3).proceed
         moment += LEASE + 1
     decision = claims.claim(image, later(moment), LEASE, 3)
-    assert (decision.proceed, decision.reason) == (False, "processing_crashed")
+    assert (decision.proceed, decision.reason, decision.found_crash) == (False, "processing_crashed", True)
     assert claims.crash_message(image) == "Processing stopped 3 times before it could finish"
 
 

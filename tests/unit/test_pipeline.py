@@ -1,6 +1,7 @@
 """The processing pipeline: every accepted corpus file processes as its index says, each operation does
 what the contract says, outputs carry no private metadata, failures are PipelineErrors."""
 import os
+import re
 import stat
 
 import pytest
@@ -646,6 +647,32 @@ def test_the_output_is_written_atomically_and_readable(good_image, out_stem):
     assert stat.S_IMODE(os.stat(result["path"]).st_mode) == 0o644
     second, _ = run(good_image("hopper.png"), [{"type": "convert", "format": "jpeg"}], out_stem)
     assert second["path"] == result["path"], "a retry replaces the previous output"
+
+
+def test_the_output_is_written_under_a_partial_name_that_upload_service_can_clear(good_image, out_stem, monkeypatch):
+    """`.<image id>.<random>.part` while written (shared/partial_files.py). If it is cleared
+    meanwhile (this job's claim ran out and another took over) the job stands down for a retry
+    instead of failing the image."""
+    renames = []
+    real_replace = os.replace
+
+    def replace(source, target):
+        renames.append((os.path.basename(source), os.path.basename(target)))
+        return real_replace(source, target)
+
+    monkeypatch.setattr(pipeline.os, "replace", replace)
+    run(good_image("hopper.jpg"), [], out_stem)
+    [(partial, final)] = renames
+    assert final == "result.jpg" and re.fullmatch(r"\.result\.[0-9a-f]{32}\.part", partial), partial
+
+    def cleared_before_the_rename(source, target):
+        os.unlink(source)
+        return real_replace(source, target)
+
+    monkeypatch.setattr(pipeline.os, "replace", cleared_before_the_rename)
+    with pytest.raises(errors.ServiceUnavailable):
+        run(good_image("hopper.png"), [], out_stem)
+    assert os.listdir(os.path.dirname(out_stem)) == ["result.jpg"]
 
 
 @pytest.mark.parametrize("mode", ["1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "I;16", "I", "F"])
