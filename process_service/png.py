@@ -11,8 +11,11 @@ Pillow's level 9 + optimize still gives) of 8-bit L, LA, RGB and RGBA images wit
 """
 import zlib
 
-import imagecodecs
 import numpy
+# Imported by name, so that the codec loads now, with the service: imagecodecs loads codecs on first
+# use under a threading lock, which eventlet's monkey patch makes green, and the first encodes run
+# in native threads, where contending for a green lock never ends.
+from imagecodecs import PNG, png_encode
 
 FAST_MODES = ("L", "LA", "RGB", "RGBA")
 
@@ -21,6 +24,4 @@ def fast_png(image, icc_profile):
     """The encoded file, or None when Pillow must write this one."""
     if icc_profile or image.mode not in FAST_MODES:
         return None
-    return imagecodecs.png_encode(
-        numpy.asarray(image), level=6, strategy=zlib.Z_RLE, filter=imagecodecs.PNG.FILTER.PAETH
-    )
+    return png_encode(numpy.asarray(image), level=6, strategy=zlib.Z_RLE, filter=PNG.FILTER.PAETH)
