@@ -1,5 +1,7 @@
 """A record of the emails already sent, so that a redelivered event does not send a second one."""
 import logging
+import uuid
+from dataclasses import dataclass
 
 import redis
 from nameko.extensions import DependencyProvider
@@ -8,31 +10,64 @@ log = logging.getLogger(__name__)
 
 # Long enough to cover any redelivery or replay from the dead-letter queue.
 SENT_TTL_SECONDS = 30 * 24 * 3600
+# Longer than a send can take (each SMTP step is bounded by SMTP_TIMEOUT_SECONDS): a claim whose
+# worker died mid-send lapses after this, and the redelivered event sends the email.
+CLAIM_SECONDS = 120
+SENDING_PREFIX = "sending:"
+# Deletes a claim only if it is still the caller's (it may have lapsed and been taken since).
+RELEASE_SCRIPT = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class Claim:
+    state: str  # "mine": send it now; "sent": it went before; "elsewhere": another worker is sending it
+    token: str = ""
 
 
 class SentLog:
     """Keyed by the email's Message-ID, which is derived from the event (welcome.<user id>,
-    image-ready.<image id>...). Redis away: we send anyway — a rare duplicate beats a lost email."""
+    image-ready.<image id>...). A worker claims an email before it sends it (SET NX), so that two
+    deliveries of one event at the same moment (a publish the broker took twice) send it once.
+    Redis away: we send anyway — a rare duplicate beats a lost email."""
 
     def __init__(self, client):
         self.client = client
+        self._release = client.register_script(RELEASE_SCRIPT)
 
     @staticmethod
     def _key(message_id):
         return f"mail-sent:{message_id}"
 
-    def already_sent(self, message_id):
+    def claim(self, message_id):
+        token = SENDING_PREFIX + uuid.uuid4().hex
         try:
-            return bool(self.client.exists(self._key(message_id)))
+            if self.client.set(self._key(message_id), token, nx=True, ex=CLAIM_SECONDS):
+                return Claim("mine", token)
+            holder = self.client.get(self._key(message_id))
         except redis.RedisError as exc:
             log.warning("sent-mail log unavailable: %s", exc)
-            return False
+            return Claim("mine")
+        if holder is None:  # the claim lapsed this instant: ask again on the next delivery
+            return Claim("elsewhere")
+        return Claim("elsewhere" if holder.startswith(SENDING_PREFIX) else "sent")
 
     def mark_sent(self, message_id):
         try:
-            self.client.set(self._key(message_id), "1", ex=SENT_TTL_SECONDS)
+            self.client.set(self._key(message_id), "sent", ex=SENT_TTL_SECONDS)
         except redis.RedisError as exc:
             log.warning("sent-mail log unavailable: %s", exc)
+
+    def release(self, message_id, claim):
+        """Gives up a claim without sending (the send failed): the next delivery sends it."""
+        if not claim.token:
+            return
+        try:
+            self._release(keys=[self._key(message_id)], args=[claim.token])
+        except redis.RedisError as exc:
+            log.warning("sent-mail log unavailable: %s (the claim lapses by itself)", exc)
 
 
 class SentMail(DependencyProvider):

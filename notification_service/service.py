@@ -93,15 +93,21 @@ class NotificationService(Service):
             log.error("cannot build the %s email (%s): dropped", template.__name__, type(exc).__name__)
             return
         message_id = str(message["Message-ID"])
-        if self.sent.already_sent(message_id):
+        claim = self.sent.claim(message_id)
+        if claim.state == "sent":
             log.info("%s already sent: not sent again", message_id)
             return
+        if claim.state == "elsewhere":
+            # The same event delivered twice at once: the other worker sends; this delivery comes
+            # back later and finds the email sent (or the claim given up, and sends it).
+            raise errors.ServiceUnavailable(f"{message_id} is being sent by another worker")
         try:
             self.mailer.send(message)
-        except MailDeliveryError as exc:
-            if exc.permanent:
-                raise  # the server refused this message for good: dead-lettered for a person to see
-            raise errors.ServiceUnavailable(f"mail server unavailable: {exc}") from exc
+        except BaseException as exc:
+            self.sent.release(message_id, claim)
+            if isinstance(exc, MailDeliveryError) and not exc.permanent:
+                raise errors.ServiceUnavailable(f"mail server unavailable: {exc}") from exc
+            raise  # refused for good (dead-lettered for a person to see), or not a delivery failure
         self.sent.mark_sent(message_id)
 
     def _checks(self):

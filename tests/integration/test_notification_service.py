@@ -184,6 +184,44 @@ def test_mail_waits_for_a_server_that_is_down_then_goes_exactly_once(start_notif
         sink.wait(timeout=10)
 
 
+def test_one_event_delivered_twice_at_once_sends_one_email(start_notifications, smtp_sink, config):
+    """A publish the broker took twice (a publisher cut off mid-confirm sends again): both copies
+    reach two workers at the same moment; one sends, the other comes back later and finds it sent."""
+    start_notifications(smtp_sink.url)
+    email = unique_email()
+    payload = {"user_id": str(uuid.uuid4()), "name": "Ada", "email": email}
+    dispatch = event_dispatcher(config)
+    for _ in range(2):
+        dispatch("user_service", "user_registered", payload)
+    smtp_sink.mailbox.wait_for(email)
+    time.sleep(3)  # the second copy's retry (after about a second) has come and gone
+    assert len(smtp_sink.mailbox.to(email)) == 1
+
+
+def test_the_sent_mail_log_lets_one_worker_send_and_gives_a_failed_claim_back(config):
+    import redis
+
+    from notification_service.dependencies import SentLog
+
+    sent = SentLog(redis.Redis.from_url(config["REDIS_URL"], decode_responses=True))
+    message_id = f"<welcome.{uuid.uuid4()}@imageproc.example>"
+    first, second = sent.claim(message_id), sent.claim(message_id)
+    assert (first.state, second.state) == ("mine", "elsewhere")
+    sent.release(message_id, second)  # not its claim: nothing happens
+    assert sent.claim(message_id).state == "elsewhere"
+    sent.release(message_id, first)  # the send failed: the next delivery may send
+    retry = sent.claim(message_id)
+    assert retry.state == "mine"
+    sent.mark_sent(message_id)
+    assert sent.claim(message_id).state == "sent"
+    sent.release(message_id, retry)  # a late release does not undo "sent"
+    assert sent.claim(message_id).state == "sent"
+
+    older = f"<welcome.{uuid.uuid4()}@imageproc.example>"
+    sent.client.set(f"mail-sent:{older}", "1")  # what earlier versions wrote for a sent email
+    assert sent.claim(older).state == "sent"
+
+
 def test_an_unreachable_server_is_retried_and_a_malformed_address_dropped(start_notifications, config):
     from shared import deadletters
 

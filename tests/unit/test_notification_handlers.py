@@ -1,9 +1,11 @@
 """NotificationService's handlers with the mailer and user_service replaced."""
+import itertools
 from unittest import mock
 
 import pytest
 from nameko.testing.services import worker_factory
 
+from notification_service.dependencies import Claim
 from notification_service.mailer import MailDeliveryError
 from notification_service.service import NotificationService, absolute_url, public_base_url
 from shared import errors
@@ -25,14 +27,26 @@ REGISTERED = {"user_id": USER["id"], "id": USER["id"], "name": "Ada", "email": "
 
 
 class MemorySentLog:
-    def __init__(self):
-        self.sent = set()
+    """notification_service.dependencies.SentLog's rules, in memory (the real one is tested against
+    Redis in tests/integration/test_notification_service.py)."""
 
-    def already_sent(self, message_id):
-        return message_id in self.sent
+    def __init__(self):
+        self.records = {}  # Message-ID: "sent", or the token of the worker sending it
+        self.tokens = itertools.count()
+
+    def claim(self, message_id):
+        record = self.records.get(message_id)
+        if record is not None:
+            return Claim("sent" if record == "sent" else "elsewhere")
+        self.records[message_id] = f"sending:{next(self.tokens)}"
+        return Claim("mine", self.records[message_id])
 
     def mark_sent(self, message_id):
-        self.sent.add(message_id)
+        self.records[message_id] = "sent"
+
+    def release(self, message_id, claim):
+        if self.records.get(message_id) == claim.token:
+            del self.records[message_id]
 
 
 def delivery(retries=0):
@@ -146,6 +160,23 @@ def test_a_redelivered_event_sends_no_second_email(service):
     service.send_image_ready(COMPLETED)
     assert service.mailer.send.call_count == 1
     assert service.mailer.send.call_args.args[0]["Message-ID"] == f"<image-ready.{IMAGE_ID}@imageproc.example>"
+
+
+def test_an_email_another_worker_is_sending_is_retried_later_not_sent_twice(service):
+    """The same event delivered twice at once (a publish the broker took twice)."""
+    service.sent.claim(f"<image-ready.{IMAGE_ID}@imageproc.example>")  # the other worker's claim
+    with pytest.raises(Retry):
+        service.send_image_ready(COMPLETED)
+    service.mailer.send.assert_not_called()
+
+
+def test_a_permanently_refused_email_is_not_marked_sent(service):
+    """So that replaying its dead letter (once the address is fixed) sends it."""
+    service.mailer.send.side_effect = [MailDeliveryError("no such user", permanent=True), None]
+    with pytest.raises(MailDeliveryError):
+        service.send_image_ready(COMPLETED)
+    service.send_image_ready(COMPLETED)
+    assert service.mailer.send.call_count == 2
 
 
 def test_an_email_that_failed_is_sent_when_the_event_comes_back(service):
