@@ -5,7 +5,8 @@ then published; nothing accepted is lost if the broker is away at that moment.
 - `publish_pending()` sends unsent rows oldest first and marks them sent. `relay()` runs it right
   after the commit for the rows that request wrote (fast path: a request never publishes others'
   rows, so a burst does not hold a connection per request for a whole batch) and from a timer for
-  all rows (the relay, which also covers a crash between commit and publish). Rows are claimed
+  all rows (the relay, which also covers a crash between commit and publish). While a publish is
+  stuck behind the broker (shared/deadline.py) requests leave their rows to the timer. Rows are claimed
   with `FOR UPDATE SKIP LOCKED`, so concurrent relays never double-send; a publish that succeeds
   but whose mark is lost is sent again, so consumers are idempotent.
 - Each event carries the trace context of the request that caused it.
@@ -18,6 +19,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate
 from sqlalchemy import JSON, Column, DateTime, Integer, String, delete, select
 from sqlalchemy.dialects.postgresql import UUID
+
+from shared import deadline
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,10 @@ class Outbox:
         """`publish_pending()` that never fails its caller: what is not sent now, the timer sends.
         `only`: ids of the rows just added (after their commit); else every pending row, batch
         after batch (a backlog after a broker outage goes out in one run)."""
+        if only is not None and deadline.stalled():
+            # A publish of this process is stuck behind the broker (a resource alarm): the request
+            # does not queue up behind it; the timer's relay sends these rows when the broker can.
+            return 0
         sent = 0
         try:
             while True:

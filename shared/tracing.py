@@ -6,7 +6,8 @@
 - `EventDispatcher` and `RpcProxy` replace nameko's own: they open producer/client spans and compute
   their message headers when they send, not when they are injected (nameko's `EventDispatcher` reads
   the headers before `worker_setup`, which would parent events on the wrong span). Both also bound
-  how long a call may block (a broker in a disk alarm blocks publishers forever; 2.14 RPC has no timeout).
+  how long a call may block (a broker in a resource alarm blocks publishers while it lasts; 2.14 RPC
+  has no timeout).
 
 Exporters are chosen by OpenTelemetry's own variables only (`OTEL_TRACES_EXPORTER`, `OTEL_EXPORTER_OTLP_*`).
 Unset, nothing is exported and nothing is logged about it.
@@ -17,7 +18,6 @@ import re
 import secrets
 from contextlib import contextmanager
 
-import eventlet
 from nameko import events as nameko_events
 from nameko import rpc as nameko_rpc
 from nameko.extensions import DependencyProvider
@@ -31,7 +31,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from shared import errors, logs
+from shared import deadline, errors, logs
 
 log = logging.getLogger(__name__)
 
@@ -229,13 +229,19 @@ def _headers_for_current_span(encoder, worker_ctx):
 class EventDispatcher(nameko_events.EventDispatcher):
     """nameko's dispatcher, with a producer span and headers computed at dispatch time.
 
-    `publish_timeout` bounds a publish: RabbitMQ blocks publishers while a resource alarm lasts,
-    and the caller must learn of it (and keep the event in its outbox) rather than hang.
+    A publish returns within `publish_timeout` (PUBLISH_TIMEOUT_SECONDS when not given): RabbitMQ
+    blocks publishers while a resource alarm lasts, and the caller must learn of it (and keep the
+    event in its outbox) rather than hang (shared/deadline.py).
     """
 
-    def __init__(self, publish_timeout=10, **kwargs):
+    def __init__(self, publish_timeout=None, **kwargs):
         self.publish_timeout = publish_timeout
         super().__init__(**kwargs)
+
+    def setup(self):
+        if self.publish_timeout is None:
+            self.publish_timeout = float(self.container.config.get("PUBLISH_TIMEOUT_SECONDS") or 10)
+        super().setup()
 
     def get_dependency(self, worker_ctx):
         def dispatch(event_type, event_data):
@@ -248,10 +254,11 @@ class EventDispatcher(nameko_events.EventDispatcher):
             name = f"{self.container.service_name}.{event_type} publish"
             with tracer().start_as_current_span(name, kind=SpanKind.PRODUCER, attributes=attributes):
                 headers = _headers_for_current_span(self, worker_ctx)
-                with eventlet.Timeout(self.publish_timeout, errors.ServiceUnavailable("event broker did not accept the event in time")):
-                    self.publisher.publish(
-                        event_data, exchange=self.exchange, routing_key=event_type, extra_headers=headers
-                    )
+                deadline.call_within(
+                    self.publish_timeout, errors.ServiceUnavailable("event broker did not accept the event in time"),
+                    self.publisher.publish, event_data, exchange=self.exchange, routing_key=event_type,
+                    extra_headers=headers,
+                )
 
         return dispatch
 
@@ -296,8 +303,7 @@ class TracedServiceProxy(nameko_rpc.ServiceProxy):
                 _write_trace_context(self.worker_ctx)
                 try:
                     timeout = errors.ServiceUnavailable(f"{self.service_name} did not answer in time")
-                    with eventlet.Timeout(self.timeout, timeout):
-                        return method(*args, **kwargs)
+                    return deadline.call_within(self.timeout, timeout, method, *args, **kwargs)
                 finally:
                     for key, value in saved.items():
                         if value is None:

@@ -65,6 +65,7 @@ MAX_PROCESSING_ATTEMPTS = 3
 # Short, so that a killed worker's image is taken over within seconds (production: 15 s), yet longer
 # than a broker restart plus reconnection: renewals travel over RPC and wait for the broker.
 PROCESSING_LEASE_SECONDS = 10
+PUBLISH_TIMEOUT_SECONDS = 3  # production: 10
 SLOW_SIDE = 6000  # a 6000x6000 WebP: ~0.5 s to validate, ~1 s per blur at full size
 SLOW_OPERATIONS = [
     {"type": "blur", "radius": 50},
@@ -869,6 +870,7 @@ def _fault_suite(tmp_path_factory, key_files):
             "BCRYPT_ROUNDS": "4",
             "MAX_PROCESSING_ATTEMPTS": str(MAX_PROCESSING_ATTEMPTS),
             "PROCESSING_LEASE_SECONDS": str(PROCESSING_LEASE_SECONDS),
+            "PUBLISH_TIMEOUT_SECONDS": str(PUBLISH_TIMEOUT_SECONDS),
             "GATEWAY_LOGIN_RATE": "6000r/m",
             "GATEWAY_LOGIN_BURST": "1000",
             "GATEWAY_SIGNUP_RATE": "6000r/m",

@@ -1,4 +1,5 @@
-"""The broker restarted during a stream of uploads, and away for 30 s while uploads arrive.
+"""The broker restarted during a stream of uploads, away for 30 s while uploads arrive, and in a
+resource alarm (taking no messages) for a while.
 
 Uploads do not need the broker to be accepted: the image row and its event are committed together
 (the outbox) and the relay publishes the event once the broker is back."""
@@ -7,7 +8,7 @@ import time
 import eventlet
 import pytest
 
-from tests.faults.conftest import MAX_PROCESSING_ATTEMPTS, wait_for
+from tests.faults.conftest import MAX_PROCESSING_ATTEMPTS, PUBLISH_TIMEOUT_SECONDS, SMALL_OPERATIONS, wait_for
 
 pytestmark = pytest.mark.faults
 
@@ -49,6 +50,30 @@ def test_a_30_second_broker_outage_while_uploads_arrive_loses_nothing(faults):
 
     refused = [u for u in uploads if not u.accepted]
     assert not refused, f"uploads refused while the broker was away: {refused}"
+    faults.verify([account, newcomer], uploads, timeout=120)
+
+
+def test_a_broker_resource_alarm_holds_no_request_up_and_loses_nothing(faults):
+    """While RabbitMQ is in a memory or disk alarm it reads nothing from publishers. Signups and
+    uploads are answered anyway, the first within the publish timeout and the rest at once (their
+    events wait in the outbox), no service hangs, and once the alarm ends every image is processed
+    and every email sent, once."""
+    account = faults.account("Alarm")
+    with faults.rabbit.memory_alarm():
+        newcomer = faults.account("AlarmNewcomer")  # its welcome event waits in user_service's outbox
+        first = faults.upload(account, faults.small_image(99), SMALL_OPERATIONS[0], "alarm-first.jpg")
+        assert first.seconds < PUBLISH_TIMEOUT_SECONDS + 2, f"the first upload waited {first.seconds:.1f} s"
+        # That publish is still stuck behind the broker: the next requests do not try their own.
+        uploads = [first, *faults.upload_stream(account, 8, 0.25, "alarm", fail_every=4)()]
+        waited = [round(upload.seconds, 2) for upload in uploads[1:] if upload.seconds >= 1]
+        assert not waited, f"uploads that waited for the broker (s): {waited}"
+        eventlet.sleep(PUBLISH_TIMEOUT_SECONDS)  # the outbox timers meet the alarm as well
+        faults.assert_alive("a broker resource alarm")
+        statuses = {faults.image_row(u.image_id)["status"] for u in uploads if u.accepted}
+        assert statuses == {"queued"}, f"processed while no event could be published? {statuses}"
+
+    refused = [u for u in uploads if not u.accepted]
+    assert not refused, f"uploads refused during the alarm: {refused}"
     faults.verify([account, newcomer], uploads, timeout=120)
 
 

@@ -134,6 +134,24 @@ class RabbitNode:
         self.stop_app()
         self.start_app()
 
+    @contextlib.contextmanager
+    def memory_alarm(self):
+        """RabbitMQ's memory alarm while the block runs: like a disk alarm, it blocks every
+        connection that publishes (the broker stops reading its socket) until it ends."""
+        watermark = self.ctl("eval", "vm_memory_monitor:get_vm_memory_high_watermark().").stdout.strip()
+        self.ctl("set_vm_memory_high_watermark", "absolute", "1MB")
+        try:
+            wait_for(self.alarms, 30, "RabbitMQ raised no memory alarm")
+            yield
+        finally:
+            self.ctl("eval", f"vm_memory_monitor:set_vm_memory_high_watermark({watermark}).")
+            wait_for(lambda: not self.alarms(), 30, "RabbitMQ's memory alarm did not end")
+
+    def alarms(self):
+        """The resource alarms in effect, as rabbitmqctl prints them ("[]" for none)."""
+        alarms = self.ctl("eval", "rabbit_alarm:get_alarms().").stdout.strip()
+        return None if alarms == "[]" else alarms
+
     # -- use --------------------------------------------------------------------------------------
     def amqp_uri(self, vhost="/"):
         vhost = "" if vhost == "/" else vhost
