@@ -4,9 +4,11 @@ Stateless: any number of processes (on any host that sees the same storage and b
 work through the broker's queue. Pillow runs in native threads, within a per-process pixel budget,
 so the event loop and AMQP heartbeats go on while images are decoded.
 """
+import contextlib
 import logging
 import os
 
+import eventlet
 from nameko.extensions import DependencyProvider
 
 from shared import logs
@@ -25,6 +27,7 @@ from process_service.pipeline import PipelineError, process_image
 log = logging.getLogger(__name__)
 
 DEFAULT_PROCESS_BUDGET_PIXELS = 150_000_000
+DEFAULT_PROCESSING_TIMEOUT_SECONDS = 600
 # nameko's name for the queue of `process` below: evt-<source>-<event>--<service>.<method>
 PROCESS_QUEUE = "evt-upload_service-image_uploaded--process_service.process"
 
@@ -39,6 +42,7 @@ class Workbench(DependencyProvider):
         (self.storage_root / "outputs").mkdir(parents=True, exist_ok=True)
         self.max_pixels = int(config["MAX_IMAGE_PIXELS"])
         self.budget = PixelBudget(int(config.get("PROCESS_BUDGET_PIXELS") or DEFAULT_PROCESS_BUDGET_PIXELS))
+        self.timeout_seconds = float(config.get("PROCESSING_TIMEOUT_SECONDS") or DEFAULT_PROCESSING_TIMEOUT_SECONDS)
         self.isolation = Isolation()
 
     def get_dependency(self, worker_ctx):
@@ -47,6 +51,16 @@ class Workbench(DependencyProvider):
     def check_storage(self):
         if not os.access(self.storage_root / "outputs", os.W_OK):
             raise PermissionError("outputs folder is not writable")
+
+
+def _remove_late_result(job):
+    try:
+        result = job.wait()
+    except Exception:  # noqa: BLE001 - it failed late: nothing was written
+        return
+    with contextlib.suppress(OSError):
+        os.unlink(result["path"])
+    log.warning("a pipeline that had timed out ended: its result was removed")
 
 
 def record_steps(timings):
@@ -123,7 +137,7 @@ class ProcessService(Service):
         timings = []
         with bench.budget.reserve(pixels), tracer().start_as_current_span("pipeline"):
             try:
-                result = run_in_thread(
+                result = self._within_timeout(
                     process_image, str(source), payload["operations"], str(stem), bench.max_pixels, timings
                 )
             finally:
@@ -135,6 +149,22 @@ class ProcessService(Service):
             "format": result["format"],
             "size_bytes": result["size_bytes"],
         }
+
+    def _within_timeout(self, *args):
+        """`process_image(*args)` in a native thread. A native thread cannot be stopped: past
+        PROCESSING_TIMEOUT_SECONDS the job stops waiting for it, so that a pipeline that hangs (a
+        deadlock in a library) fails its image instead of holding it in `processing`, its lease
+        renewed, for ever; whatever it writes when it ends is removed then."""
+        seconds = self.workbench.timeout_seconds
+        job = eventlet.spawn(run_in_thread, *args)
+        try:
+            with eventlet.Timeout(seconds, PipelineError("processing_timeout", f"Processing took longer than {seconds:g} s")):
+                return job.wait()
+        except PipelineError as exc:
+            if exc.code == "processing_timeout" and not job.dead:
+                log.error("pipeline still running after %g s: the image fails", seconds)
+                job.link(_remove_late_result)
+            raise
 
     def _report_failure(self, image_id, code, message):
         self.dispatch("image_processing_failed", {"image_id": image_id, "error": {"code": code, "message": message}})

@@ -312,6 +312,10 @@ class UploadService(Service):
                 self.storage.remove(orphan_file)
                 return
             if image.status in FINAL_STATUSES:
+                if orphan_file and not (image.status == COMPLETED and orphan_file == image.output_path):
+                    # A late result (a worker that lost its claim, or outran its time) for an
+                    # image that ended otherwise: its file is no one's.
+                    self.storage.remove(orphan_file)
                 self.db.session.rollback()
                 return
             self._finish_locked(image, status, values)
@@ -350,7 +354,7 @@ class UploadService(Service):
     @timer(interval=SWEEP_INTERVAL_SECONDS)
     def sweep_storage(self):
         """Removes what crashes left on disk, and outbox rows published long ago."""
-        removed = Sweeper(self.storage, ORPHAN_MIN_AGE_SECONDS).sweep(self._existing_image_ids)
+        removed = Sweeper(self.storage, ORPHAN_MIN_AGE_SECONDS).sweep(self._statuses_of_images)
         if removed:
             log.warning("swept %d orphaned file(s)", len(removed), extra={"files": [p.name for p in removed][:50]})
         OUTBOX.delete_published_before(self.db.session, utcnow() - OUTBOX_RETENTION)
@@ -367,11 +371,12 @@ class UploadService(Service):
     def _relay_outbox(self, only=None):
         OUTBOX.relay(lambda: self.db.get_session(close_on_exit=True), self.dispatch, only=only)
 
-    def _existing_image_ids(self, image_ids):
-        found = set()
+    def _statuses_of_images(self, image_ids):
+        found = {}
         for start in range(0, len(image_ids), 500):
             chunk = image_ids[start:start + 500]
-            found.update(self.db.session.scalars(select(Image.id).where(Image.id.in_(chunk))))
+            rows = self.db.session.execute(select(Image.id, Image.status).where(Image.id.in_(chunk)))
+            found.update((image_id, status) for image_id, status in rows)
         return found
 
     def _checks(self):

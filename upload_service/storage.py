@@ -15,6 +15,7 @@ from pathlib import Path
 
 from shared import errors, partial_files
 from shared.config import resolve_path
+from upload_service.models import FAILED
 
 ORIGINALS, OUTPUTS = "originals", "outputs"
 MAX_FILENAME_LENGTH = 200
@@ -101,10 +102,11 @@ def image_id_of(path):
 
 
 class Sweeper:
-    """Finds what a crash can leave behind: half-written uploads (`.part`) and files whose image
-    has no row (a process killed between writing the file and committing the row, or a result
-    that arrived for a deleted image). Only files older than `min_age_seconds` are candidates, so
-    an upload in progress is never touched."""
+    """Finds what a crash can leave behind: half-written files (`.part`), files whose image has no
+    row (a process killed between writing the file and committing the row, a result that arrived
+    for a deleted image) and results of images that failed (a late result from a worker that had
+    timed out). Only files older than `min_age_seconds` are candidates, so an upload in progress is
+    never touched; a result of an image not yet final stays, its event may still be on its way."""
 
     def __init__(self, storage, min_age_seconds):
         self.storage = storage
@@ -120,9 +122,9 @@ class Sweeper:
                 except FileNotFoundError:
                     continue
 
-    def sweep(self, existing_ids):
-        """Removes old partial files and old files of images that `existing_ids(ids)` does not know.
-        Returns the paths removed."""
+    def sweep(self, statuses):
+        """Removes old partial files and old files no image needs; `statuses(image ids)` gives
+        {image id: status} for those that have a row. Returns the paths removed."""
         candidates = list(self.old_files())
         partial = [path for path in candidates if path.name.startswith(".")]
         by_id = {}
@@ -130,8 +132,11 @@ class Sweeper:
             image_id = image_id_of(path)
             if image_id is not None and not path.name.startswith("."):
                 by_id.setdefault(image_id, []).append(path)
-        known = existing_ids(list(by_id)) if by_id else set()
-        orphans = [path for image_id, paths in by_id.items() if image_id not in known for path in paths]
+        known = statuses(list(by_id)) if by_id else {}
+        orphans = [
+            path for image_id, paths in by_id.items() for path in paths
+            if image_id not in known or (path.parent.name == OUTPUTS and known[image_id] == FAILED)
+        ]
         for path in partial + orphans:
             path.unlink(missing_ok=True)
         return partial + orphans

@@ -4,6 +4,7 @@ import re
 import time
 from pathlib import Path
 
+import eventlet
 import pytest
 import redis
 from nameko.testing.services import entrypoint_hook
@@ -295,6 +296,44 @@ def test_a_failing_pipeline_marks_the_image_failed(upload_service, process_servi
     assert status["error"]["code"] == "invalid_crop"
 
 
+def test_a_pipeline_that_hangs_fails_its_image_and_its_late_result_is_removed(
+    upload_service, container_factory, config, client_for, monkeypatch
+):
+    """A native thread cannot be stopped: past PROCESSING_TIMEOUT_SECONDS the job stops waiting
+    and the image fails; the result the thread writes afterwards is no one's and is removed."""
+    from process_service import service as process_module
+
+    native = eventlet.patcher.original("threading")  # the pipeline runs in a native thread
+    finish, ended = native.Event(), native.Event()
+    real_process_image = process_module.process_image
+
+    def hanging(*args, **kwargs):
+        finish.wait(30)
+        try:
+            return real_process_image(*args, **kwargs)
+        finally:
+            ended.set()
+
+    monkeypatch.setattr(process_module, "process_image", hanging)
+    container = container_factory(ProcessService, {
+        **config, "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}", "PROCESSING_TIMEOUT_SECONDS": 1,
+    })
+    container.start()
+    client = client_for()
+    image_id = client.upload(HOPPER).json()["image"]["id"]
+    status = client.wait_until_done(image_id)
+    assert status["status"] == "failed", status
+    assert status["error"] == {"code": "processing_timeout", "message": "Processing took longer than 1 s"}
+
+    outputs = Path(config["STORAGE_DIR"]) / "outputs"
+    finish.set()  # the pipeline ends after all and writes its result
+    deadline = time.monotonic() + 10
+    while not (ended.is_set() and not list(outputs.glob(f"{image_id}*"))) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ended.is_set() and not list(outputs.glob(f"{image_id}*")), "the late result was left behind"
+    assert client.status(image_id, wait=0).json()["status"] == "failed"
+
+
 def test_a_redelivered_result_changes_nothing_and_announces_once(upload_service, client_for, db):
     client = client_for()
     image_id = client.upload(HOPPER).json()["image"]["id"]
@@ -498,20 +537,27 @@ def test_the_sweeper_removes_what_a_crash_left_behind_and_nothing_else(upload_se
     from nameko.testing.services import entrypoint_hook as hook
 
     client = client_for()
-    kept = client.upload(HOPPER).json()["image"]["id"]
+    kept, failed = (client.upload(HOPPER).json()["image"]["id"] for _ in range(2))
+    with hook(upload_service, "on_processing_failed") as report_failure:
+        report_failure({"image_id": failed, "error": {"code": "processing_timeout", "message": "too slow"}})
     root = f"{config['STORAGE_DIR']}"
     orphan_original = f"{root}/originals/{uuid_module.uuid4()}"
     orphan_output = f"{root}/outputs/{uuid_module.uuid4()}.png"
+    late_result = f"{root}/outputs/{failed}.png"  # written by a worker after its image had failed
+    pending_result = f"{root}/outputs/{kept}.png"  # its image_processed event may still be queued
     partial = f"{root}/originals/.{uuid_module.uuid4()}.abc.part"
     fresh_orphan = f"{root}/originals/{uuid_module.uuid4()}"
-    for path in (orphan_original, orphan_output, partial, fresh_orphan, f"{root}/originals/{kept}"):
+    old = (orphan_original, orphan_output, late_result, pending_result, partial, f"{root}/originals/{kept}")
+    for path in (*old, fresh_orphan):
         if not os.path.exists(path):
             open(path, "wb").write(b"x")
     two_hours_ago = time.time() - 7200
-    for path in (orphan_original, orphan_output, partial, f"{root}/originals/{kept}"):
+    for path in old:
         os.utime(path, (two_hours_ago, two_hours_ago))
     with hook(upload_service, "sweep_storage") as sweep:
         sweep()
-    assert not os.path.exists(orphan_original) and not os.path.exists(orphan_output) and not os.path.exists(partial)
+    for path in (orphan_original, orphan_output, late_result, partial):
+        assert not os.path.exists(path), path
     assert os.path.exists(fresh_orphan), "too young: might be an upload in progress"
-    assert os.path.exists(f"{root}/originals/{kept}"), "an image's own file stays"
+    for path in (f"{root}/originals/{kept}", f"{root}/originals/{failed}", pending_result):
+        assert os.path.exists(path), f"{path}: an image's own file stays"
