@@ -11,7 +11,7 @@ import os
 import eventlet
 from nameko.extensions import DependencyProvider
 
-from shared import logs
+from shared import deadline, logs
 from shared.budget import PixelBudget
 from shared.delivery import Delivery, RetryAfter, event_handler, retry_when_unavailable
 from shared.config import resolve_path
@@ -156,15 +156,13 @@ class ProcessService(Service):
         deadlock in a library) fails its image instead of holding it in `processing`, its lease
         renewed, for ever; whatever it writes when it ends is removed then."""
         seconds = self.workbench.timeout_seconds
-        job = eventlet.spawn(run_in_thread, *args)
-        try:
-            with eventlet.Timeout(seconds, PipelineError("processing_timeout", f"Processing took longer than {seconds:g} s")):
-                return job.wait()
-        except PipelineError as exc:
-            if exc.code == "processing_timeout" and not job.dead:
-                log.error("pipeline still running after %g s: the image fails", seconds)
-                job.link(_remove_late_result)
-            raise
+
+        def abandon(job):
+            log.error("pipeline still running after %g s: the image fails", seconds)
+            job.link(_remove_late_result)
+
+        too_long = PipelineError("processing_timeout", f"Processing took longer than {seconds:g} s")
+        return deadline.wait_within(eventlet.spawn(run_in_thread, *args), seconds, too_long, on_late=abandon)
 
     def _report_failure(self, image_id, code, message):
         self.dispatch("image_processing_failed", {"image_id": image_id, "error": {"code": code, "message": message}})

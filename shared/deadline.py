@@ -10,6 +10,8 @@ So the call runs in a greenthread of its own, bounded by the same timeout, and t
 it no longer than that: it gets `error` at the deadline while the greenthread finishes its cleanup
 whenever the broker lets it. `stalled()` counts such calls still running; callers that can leave
 the work to a timer (the outbox's fast path in a request) skip the broker while it is non-zero.
+`wait_within()` is the waiting half on its own, for work that cannot be interrupted at all (a
+pipeline in a native thread, process_service): the caller leaves, the work ends when it ends.
 """
 import contextvars
 
@@ -30,16 +32,22 @@ def stalled():
 def call_within(seconds, error, function, *args, **kwargs):
     """`function(*args, **kwargs)`, or `error` raised after `seconds` (at most GRACE_SECONDS later)."""
     worker = eventlet.spawn(contextvars.copy_context().run, _bounded, seconds, error, function, args, kwargs)
-    try:
-        with eventlet.Timeout(seconds + GRACE_SECONDS, error):
-            returned, outcome = worker.wait()
-    except BaseException as exc:
-        if exc is error and not worker.dead:
-            _count_until_done(worker)
-        raise
+    returned, outcome = wait_within(worker, seconds + GRACE_SECONDS, error, on_late=_count_until_done)
     if returned:
         return outcome
     raise outcome
+
+
+def wait_within(worker, seconds, error, on_late):
+    """`worker.wait()`, or `error` raised after `seconds`; a greenthread still running then is
+    handed to `on_late(worker)` (to count it, or to clean up after it whenever it ends)."""
+    try:
+        with eventlet.Timeout(seconds, error):
+            return worker.wait()
+    except BaseException as exc:
+        if exc is error and not worker.dead:
+            on_late(worker)
+        raise
 
 
 def _bounded(seconds, error, function, args, kwargs):
