@@ -64,11 +64,9 @@ class Storage:
                 (self.root / relative).unlink(missing_ok=True)
 
     def remove_partial_outputs(self, image_id):
-        """Removes what a dead process_service left half-written for `image_id`; returns the paths."""
-        leftovers = partial_files.leftovers(self.root / OUTPUTS, image_id)
-        for path in leftovers:
+        """Removes what a dead process_service left half-written for `image_id`."""
+        for path in partial_files.leftovers(self.root / OUTPUTS, image_id):
             path.unlink(missing_ok=True)
-        return leftovers
 
     def output_stem(self, image_id):
         return f"{OUTPUTS}/{image_id}"
