@@ -1,30 +1,93 @@
-"""Keeps a broker restart from killing a service.
+"""Keeps a broker outage of any length from killing a service.
 
-nameko 2.14's `QueueConsumer.ack_message` / `requeue_message` only ignore amqp's own
-`ConnectionError`. When RabbitMQ restarts while a worker is running, the worker's ack goes out on
-a socket the broker has closed and raises `ConnectionResetError` (an OSError) or kombu's
-`OperationalError` instead; that exception escapes into the container and the whole service
-exits. Losing that ack is harmless: the broker already took the unacknowledged message back and
-delivers it again on the new connection, and every handler here is idempotent (see
-shared/delivery.py). So these errors are logged and ignored, like amqp's own.
+nameko 2.14 lets broker errors escape in places where nothing catches them but the container, and
+the container then kills itself (and, while the broker is away, hangs in that kill for as long as the
+outage lasts, see shared/container.py). Each place is patched here, once:
 
-Applied once, when `shared` is imported (every service imports it before nameko starts it).
+- Acks and requeues (`QueueConsumer.ack_message` / `requeue_message`) only ignore amqp's own
+  `ConnectionError`. On a socket the broker closed they raise `ConnectionResetError` or kombu's
+  `OperationalError`. Losing that ack is harmless: the broker already took the unacknowledged
+  message back and delivers it again on the new connection, and every handler is idempotent.
+- RPC replies (`RpcConsumer.handle_result`) are published after the worker's own error handling,
+  with a bounded retry. A reply that cannot be sent (the broker went away while the method ran) is
+  logged and dropped: the caller's own timeout and retry cover it, and every RPC here is
+  idempotent. The publish is also bounded in time (PUBLISH_TIMEOUT_SECONDS): a broker in a
+  resource alarm does not hold the worker for as long as the alarm lasts.
+- Consumers (`QueueConsumer`, which also carries the RPC reply queues) reconnect forever, with a
+  backoff capped at RECONNECT_MAX_SECONDS, and say so once per outage: one WARNING when the broker
+  goes away, one INFO when they are consuming again, the tries in between at DEBUG. Only a
+  connection or channel error restarts the loop; anything else is a bug and still ends the
+  container (and its process, shared/container.py).
+
+The delayed retries of event handlers are published the same way; shared/delivery.py covers them.
+
+`install()` runs when `shared` is imported: every service imports it before nameko starts it.
 """
 import logging
+import time
+from contextlib import contextmanager
 
 import amqp.exceptions
+import eventlet
 import kombu.exceptions
 from nameko.messaging import QueueConsumer
+from nameko.rpc import RpcConsumer
+
+from shared import deadline
 
 log = logging.getLogger(__name__)
 
-# What an ack or requeue raises when the connection went away under it.
+# What a publish, ack or requeue raises when the connection went away under it.
 LOST_CONNECTION_ERRORS = (
     amqp.exceptions.ConnectionError,
     amqp.exceptions.RecoverableConnectionError,
     kombu.exceptions.OperationalError,
     OSError,
 )
+
+RECONNECT_FIRST_SECONDS = 1
+RECONNECT_MAX_SECONDS = 5
+DEFAULT_PUBLISH_TIMEOUT_SECONDS = 10
+
+
+class ReplyTimeout(Exception):
+    """An RPC reply the broker did not take within the publish timeout."""
+
+
+class Outage:
+    """Says once that a broker connection is lost and once that it is back."""
+
+    def __init__(self, what):
+        self.what = what
+        self.since = None
+
+    def failed(self, exc, retry_in=None):
+        retry = f"; retrying every {RECONNECT_MAX_SECONDS} s at most" if retry_in is not None else ""
+        if self.since is None:
+            self.since = time.monotonic()
+            log.warning("%s lost the broker (%s)%s", self.what, _describe(exc), retry)
+        else:
+            log.debug("%s still without the broker (%s), next try in %s s", self.what, _describe(exc), retry_in)
+
+    def recovered(self):
+        if self.since is not None:
+            log.info("%s has the broker back after %.1f s", self.what, time.monotonic() - self.since)
+            self.since = None
+
+
+def _describe(exc):
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _outage(consumer):
+    if getattr(consumer, "_outage", None) is None:
+        container = getattr(consumer, "container", None)
+        name = getattr(container, "service_name", None) or "a service"
+        consumer._outage = Outage(f"{name}'s message consumer")
+    return consumer._outage
+
+
+# -- acks and requeues ------------------------------------------------------------------------------
 
 
 def _settle_ignoring_lost_connection(settle, action):
@@ -43,10 +106,79 @@ def _settle_ignoring_lost_connection(settle, action):
     return settle_message
 
 
+# -- consumers --------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _establish_connection(self):
+    """kombu's, with a shorter backoff: 1, 2, ... 5 s between tries, for ever."""
+    with self.create_connection() as connection:
+        connection.ensure_connection(
+            self.on_connection_error,
+            max_retries=None,
+            interval_start=RECONNECT_FIRST_SECONDS,
+            interval_step=1,
+            interval_max=RECONNECT_MAX_SECONDS,
+        )
+        yield connection
+
+
+def _on_connection_error(self, exc, interval):
+    _outage(self).failed(exc, retry_in=interval)
+
+
+def _wrap_on_consume_ready(original):
+    def on_consume_ready(self, connection, channel, consumers, **kwargs):
+        _outage(self).recovered()
+        return original(self, connection, channel, consumers, **kwargs)
+    return on_consume_ready
+
+
+def _run(self, _tokens=1, **kwargs):
+    """kombu's `ConsumerMixin.run`, which restarts on a lost connection for ever, without a
+    traceback per restart, and never faster than once a second."""
+    connection = self.connection
+    recoverable = (*connection.connection_errors, *connection.channel_errors, *LOST_CONNECTION_ERRORS)
+    while not self.should_stop:
+        started = time.monotonic()
+        try:
+            for _ in self.consume(limit=None, **kwargs):
+                pass
+        except recoverable as exc:
+            if self.should_stop:
+                break
+            _outage(self).failed(exc)
+            eventlet.sleep(max(0.0, RECONNECT_FIRST_SECONDS - (time.monotonic() - started)))
+
+
+# -- RPC replies ------------------------------------------------------------------------------------
+
+
+def _wrap_rpc_handle_result(original):
+    def handle_result(self, message, result, exc_info):
+        seconds = float(self.container.config.get("PUBLISH_TIMEOUT_SECONDS") or DEFAULT_PUBLISH_TIMEOUT_SECONDS)
+        try:
+            return deadline.call_within(seconds, ReplyTimeout(), original, self, message, result, exc_info)
+        except (*LOST_CONNECTION_ERRORS, ReplyTimeout) as exc:
+            log.warning(
+                "the reply of %s could not be sent (%s): dropped; the caller's timeout and retry cover it",
+                message.delivery_info.get("routing_key"), _describe(exc),
+            )
+            self.queue_consumer.ack_message(message)
+            return result, exc_info
+    handle_result.__doc__ = "Sends an RPC reply; one the broker cannot take is logged and dropped."
+    return handle_result
+
+
 def install():
-    """Replaces QueueConsumer's ack/requeue with versions that survive a lost connection."""
+    """Applies the patches above to nameko's classes (once)."""
     if getattr(QueueConsumer, "_imageproc_patched", False):
         return
     QueueConsumer.ack_message = _settle_ignoring_lost_connection(lambda m: m.ack(), "ack")
     QueueConsumer.requeue_message = _settle_ignoring_lost_connection(lambda m: m.requeue(), "requeue")
+    QueueConsumer.establish_connection = _establish_connection
+    QueueConsumer.on_connection_error = _on_connection_error
+    QueueConsumer.on_consume_ready = _wrap_on_consume_ready(QueueConsumer.on_consume_ready)
+    QueueConsumer.run = _run
+    RpcConsumer.handle_result = _wrap_rpc_handle_result(RpcConsumer.handle_result)
     QueueConsumer._imageproc_patched = True

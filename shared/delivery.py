@@ -16,6 +16,7 @@ import logging
 import math
 from contextlib import contextmanager
 
+import eventlet
 import kombu.exceptions
 import redis.exceptions
 from kombu import Connection, Exchange, Queue
@@ -23,7 +24,7 @@ from nameko.extensions import DependencyProvider
 from nameko_amqp_retry import Backoff
 from nameko_amqp_retry.events import EventHandler as _RetryingEventHandler
 
-from shared import db, errors
+from shared import broker_faults, db, errors
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ TRANSIENT_ERRORS = (
 DEAD_LETTER_EXCHANGE = Exchange("imageproc.dead-letters", type="fanout", durable=True)
 DEAD_LETTER_QUEUE = Queue("imageproc.dead-letters", exchange=DEAD_LETTER_EXCHANGE, durable=True)
 BACKOFF_EXCHANGE = "backoff"  # nameko-amqp-retry's delay exchange
+# A message whose delayed retry could not be published waits this long before it is requeued.
+REQUEUE_PAUSE_SECONDS = 2
 
 
 class Retry(Backoff):
@@ -76,7 +79,17 @@ class EventHandler(_RetryingEventHandler):
         # A failure is kept before its message is acknowledged (nameko acks failed messages).
         if exc_info is not None and not isinstance(exc_info[1], Backoff):
             dead_letter(self.container.config, message.payload, self.queue.name, exc_info[1])
-        result, exc_info = super().handle_result(message, worker_ctx, result, exc_info)
+        try:
+            result, exc_info = super().handle_result(message, worker_ctx, result, exc_info)
+        except broker_faults.LOST_CONNECTION_ERRORS as exc:
+            # The delayed retry could not be published (this runs after the worker's own error
+            # handling: raised, it would kill the container). The message is not acknowledged:
+            # it goes back to its queue, or the broker takes it back with the dead connection.
+            log.warning("could not schedule the retry of a message from %s (%s): it is delivered again",
+                        self.queue.name, exc)
+            eventlet.sleep(REQUEUE_PAUSE_SECONDS)  # no hot loop while the broker takes no publishes
+            self.queue_consumer.requeue_message(message)
+            return result, exc_info
         if exc_info is not None and isinstance(exc_info[1], Backoff.Expired):
             # Retried RETRY_LIMIT times already (handlers normally give up before this happens).
             dead_letter(self.container.config, message.payload, self.queue.name, exc_info[1])

@@ -15,7 +15,7 @@ import redis.exceptions
 import sqlalchemy.exc
 from eventlet.event import Event
 
-from nameko.exceptions import BadRequest
+from nameko.exceptions import BadRequest, ContainerBeingKilled
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException
@@ -191,6 +191,11 @@ class HttpEntrypoint(HttpRequestHandler):
                 status, code = self.mapped_errors[cls]
                 headers = {"WWW-Authenticate": 'Bearer realm="imageproc"'} if status == 401 else None
                 return error_response(status, code, exc.message, exc.details, headers=headers)
+        if isinstance(exc, ContainerBeingKilled):
+            # This process is going away (shared/container.py); its supervisor starts another.
+            return error_response(
+                503, "service_unavailable", "The service is restarting; try again shortly", headers={"Retry-After": "1"}
+            )
         if isinstance(exc, OVERLOAD_ERRORS):
             return error_response(
                 503, "service_unavailable", "The service is busy; try again shortly", headers={"Retry-After": "1"}

@@ -6,8 +6,8 @@ The suite runs as in production (scripts/server: honcho, nginx, the services), b
   (tests/support/servers.py), so that stopping, restarting or flushing them never touches the
   shared ones other tests and developers use;
 - with upload_service and process_service taken out of honcho's Procfile and run here as
-  separate processes from the same Procfile lines: honcho restarts nothing and stops the whole
-  suite when one process exits, so a test that kills -9 a service must own that process;
+  separate processes from the same Procfile lines, without scripts/respawn: a test that kills -9
+  a service owns that process and its restart;
 - with STORAGE_DIR on a small tmpfs the storage test can fill up, and an SMTP sink of its own
   that a test can stop and start again on the same port.
 
@@ -17,8 +17,8 @@ services, SMTP, free space), restarting the whole suite when honcho went down. A
 it also wipes what the failure left (queues, dead letters, images, files, Redis, mail) and restarts
 every process, so that one bug fails one test and not every test after it.
 
-`faults.assert_alive(after)` checks that no service died (or is dying) because of a fault: honcho
-stops the whole suite as soon as one of its processes exits. `faults.traffic()` keeps requests
+`faults.assert_alive(after)` checks that no service died (or is dying) because of a fault: a
+managed service still running, and no container kill or respawn in any log. `faults.traffic()` keeps requests
 going in the background, so that a fault meets workers in the middle of their work.
 
 `faults.verify(accounts, uploads)` is the common end-of-test check: every accepted image reached
@@ -154,9 +154,12 @@ def descendants(pid):
 
 
 def procfile_line(name):
+    """The command of a Procfile line, without scripts/respawn: a test that kills a service owns
+    its restart, and must see it die."""
     for line in (REPO_ROOT / "Procfile").read_text().splitlines():
         if line.startswith(f"{name}:"):
-            return line.split(":", 1)[1].strip()
+            command = line.split(":", 1)[1].strip()
+            return command.removeprefix(f"scripts/respawn {name} ")
     raise AssertionError(f"no {name} in the Procfile")
 
 
@@ -485,8 +488,8 @@ class FaultSuite:
 
     def assert_alive(self, after):
         """Every process of the suite is still running, and no service container is being killed:
-        a dependency's outage must not take a service down (and when one of honcho's processes
-        exits, honcho stops the whole suite)."""
+        a dependency's outage must not take a service down (scripts/respawn would start honcho's
+        services again: its "respawn:" line counts as a death)."""
         dying = {}
         for name, service in self.services.items():
             since_start = service.log_tail(10_000_000).rsplit(f"==== {name} start #", 1)[-1]
@@ -495,7 +498,7 @@ class FaultSuite:
                 dying[name] = kills or [f"exited ({service.process.returncode})"]
         since_start = self.log_path.read_text(errors="replace")[self._log_offset:]
         kills = [line for line in since_start.splitlines()
-                 if "killing <ServiceContainer" in line or "stopped (rc=" in line]
+                 if "killing <ServiceContainer" in line or "stopped (rc=" in line or "respawn: " in line]
         if kills or self.honcho.poll() is not None:
             dying["honcho's suite (user_service, notification_service, nginx)"] = kills or ["honcho exited"]
         if dying:

@@ -57,3 +57,100 @@ def test_settles_normally():
     QueueConsumer.ack_message(None, message)
     QueueConsumer.requeue_message(None, message)
     assert message.settled == ["ack", "requeue"]
+
+
+# -- RPC replies ------------------------------------------------------------------------------------
+
+import logging  # noqa: E402
+import time  # noqa: E402
+
+import eventlet  # noqa: E402
+from nameko import rpc as nameko_rpc  # noqa: E402
+from nameko.rpc import RpcConsumer  # noqa: E402
+
+from shared import broker_faults  # noqa: E402
+
+
+class RpcRequest(Message):
+    properties = {"content_type": "application/json", "reply_to": "rpc.reply-caller", "correlation_id": "c1"}
+    delivery_info = {"routing_key": "upload_service.renew_processing"}
+
+
+class Consumer:
+    """What RpcConsumer.handle_result needs of its owner: the container's config, the queue consumer."""
+
+    def __init__(self, publish_timeout=1):
+        self.container = type("Container", (), {"config": {
+            "AMQP_URI": "pyamqp://guest:guest@127.0.0.1:1//", "PUBLISH_TIMEOUT_SECONDS": publish_timeout,
+        }})()
+        self.settled = []
+        self.queue_consumer = type("QueueConsumer", (), {"ack_message": lambda _, m: self.settled.append("ack")})()
+
+
+def publisher_that(behaviour):
+    class Publisher:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def publish(self, payload, **kwargs):
+            behaviour(payload)
+    return Publisher
+
+
+@pytest.mark.parametrize("error", LOST, ids=lambda e: type(e).__name__)
+def test_a_reply_the_broker_cannot_take_is_dropped_not_raised(monkeypatch, caplog, error):
+    def refuse(payload):
+        raise error
+
+    monkeypatch.setattr(nameko_rpc.Responder, "publisher_cls", publisher_that(refuse))
+    consumer = Consumer()
+    with caplog.at_level(logging.WARNING, logger="shared.broker_faults"):
+        result, exc_info = RpcConsumer.handle_result(consumer, RpcRequest(), {"renewed": True}, None)
+    assert (result, exc_info) == ({"renewed": True}, None)
+    assert consumer.settled == ["ack"], "a dropped reply still settles its request"
+    assert "upload_service.renew_processing could not be sent" in caplog.text
+
+
+def test_a_reply_stuck_behind_the_broker_is_dropped_at_the_publish_timeout(monkeypatch):
+    monkeypatch.setattr(nameko_rpc.Responder, "publisher_cls", publisher_that(lambda payload: eventlet.sleep(30)))
+    consumer = Consumer(publish_timeout=0.3)
+    started = time.monotonic()
+    RpcConsumer.handle_result(consumer, RpcRequest(), "late", None)
+    assert time.monotonic() - started < 1.5
+    assert consumer.settled == ["ack"]
+
+
+def test_a_reply_that_is_sent_is_acknowledged_once(monkeypatch):
+    sent = []
+    monkeypatch.setattr(nameko_rpc.Responder, "publisher_cls", publisher_that(sent.append))
+    consumer = Consumer()
+    RpcConsumer.handle_result(consumer, RpcRequest(), 42, None)
+    assert sent == [{"result": 42, "error": None}]
+    assert consumer.settled == ["ack"]
+
+
+def test_a_reply_that_cannot_be_serialised_is_still_a_bug(monkeypatch):
+    def broken(payload):
+        raise TypeError("not a broker problem")
+
+    monkeypatch.setattr(nameko_rpc.Responder, "publisher_cls", publisher_that(broken))
+    with pytest.raises(TypeError):
+        RpcConsumer.handle_result(Consumer(), RpcRequest(), 1, None)
+
+
+# -- one warning per outage ---------------------------------------------------------------------------
+
+
+def test_an_outage_is_reported_once_and_its_end_once(caplog):
+    outage = broker_faults.Outage("upload_service's message consumer")
+    with caplog.at_level(logging.DEBUG, logger="shared.broker_faults"):
+        for interval in (1, 2, 3, 4, 5, 5, 5):
+            outage.failed(ConnectionRefusedError(111, "ECONNREFUSED"), retry_in=interval)
+        outage.recovered()
+        outage.recovered()  # a reconnection without an outage says nothing
+    levels = [record.levelname for record in caplog.records]
+    assert levels.count("WARNING") == 1
+    assert levels.count("INFO") == 1
+    assert "lost the broker" in caplog.records[0].getMessage()
+    assert "has the broker back after" in caplog.records[-1].getMessage()
+
