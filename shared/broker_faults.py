@@ -34,6 +34,7 @@ from nameko.messaging import QueueConsumer
 from nameko.rpc import RpcConsumer
 
 from shared import deadline
+from shared.outage import Outage
 
 log = logging.getLogger(__name__)
 
@@ -54,27 +55,6 @@ class ReplyTimeout(Exception):
     """An RPC reply the broker did not take within the publish timeout."""
 
 
-class Outage:
-    """Says once that a broker connection is lost and once that it is back."""
-
-    def __init__(self, what):
-        self.what = what
-        self.since = None
-
-    def failed(self, exc, retry_in=None):
-        retry = f"; retrying every {RECONNECT_MAX_SECONDS} s at most" if retry_in is not None else ""
-        if self.since is None:
-            self.since = time.monotonic()
-            log.warning("%s lost the broker (%s)%s", self.what, _describe(exc), retry)
-        else:
-            log.debug("%s still without the broker (%s), next try in %s s", self.what, _describe(exc), retry_in)
-
-    def recovered(self):
-        if self.since is not None:
-            log.info("%s has the broker back after %.1f s", self.what, time.monotonic() - self.since)
-            self.since = None
-
-
 def _describe(exc):
     return f"{type(exc).__name__}: {exc}"
 
@@ -83,7 +63,7 @@ def _outage(consumer):
     if getattr(consumer, "_outage", None) is None:
         container = getattr(consumer, "container", None)
         name = getattr(container, "service_name", None) or "a service"
-        consumer._outage = Outage(f"{name}'s message consumer")
+        consumer._outage = Outage(f"{name}'s message consumer", "the broker")
     return consumer._outage
 
 
@@ -124,12 +104,12 @@ def _establish_connection(self):
 
 
 def _on_connection_error(self, exc, interval):
-    _outage(self).failed(exc, retry_in=interval)
+    _outage(self).failed(exc, retry_in=interval, logger=log)
 
 
 def _wrap_on_consume_ready(original):
     def on_consume_ready(self, connection, channel, consumers, **kwargs):
-        _outage(self).recovered()
+        _outage(self).recovered(logger=log)
         return original(self, connection, channel, consumers, **kwargs)
     return on_consume_ready
 
@@ -147,7 +127,7 @@ def _run(self, _tokens=1, **kwargs):
         except recoverable as exc:
             if self.should_stop:
                 break
-            _outage(self).failed(exc)
+            _outage(self).failed(exc, logger=log)
             eventlet.sleep(max(0.0, RECONNECT_FIRST_SECONDS - (time.monotonic() - started)))
 
 

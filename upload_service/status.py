@@ -17,6 +17,7 @@ import eventlet
 import redis
 from eventlet.event import Event
 
+from shared.outage import Outage
 from shared.tracing import unsampled
 from upload_service.models import FINAL_STATUSES
 from upload_service.schemas import status_to_dict
@@ -104,6 +105,8 @@ class StatusNotifier:
         self.waiters = defaultdict(set)
         self.subscribed = False
         self._running = False
+        # Long-polls fall back to re-reading the status meanwhile; one line says so per outage.
+        self.outage = Outage("the status subscription", "Redis")
 
     def run(self):
         with unsampled():
@@ -116,11 +119,12 @@ class StatusNotifier:
             try:
                 pubsub.subscribe(CHANNEL)
                 self.subscribed = True
+                self.outage.recovered(logger=log)
                 for message in pubsub.listen():
                     self._deliver(message)
             except (redis.RedisError, OSError) as exc:
                 if self._running:
-                    log.warning("status subscription lost, retrying: %s", exc)
+                    self.outage.failed(exc, retry_in=RECONNECT_SECONDS, logger=log)
             finally:
                 self.subscribed = False
                 try:

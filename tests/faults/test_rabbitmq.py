@@ -94,3 +94,58 @@ def test_a_job_running_through_broker_restarts_is_not_failed_as_crashed(faults):
     rows = faults.verify([account], [slow], timeout=90)
     row = rows[slow.image_id]
     assert (row["processing_attempts"], row["processing_crashes"]) == (1, 0), "one run, no crash"
+
+
+OUTAGES_IN_A_ROW = (10, 30, 90)  # seconds, the broker back for a few seconds between them
+UPLOADS_PER_OUTAGE = 5
+LONG_POLL_SECONDS = 5
+
+
+def test_three_broker_outages_in_a_row_with_uploads_and_long_polls_lose_nothing(faults):
+    """Outages of 10, 30 and 90 s one after another, uploads arriving during each and while the
+    broker is back, long-polls on the status throughout: every upload is accepted at once (its
+    event waits in the outbox), every long-poll is answered, no service dies or restarts, and every
+    image completes exactly once, with one email each."""
+    account = faults.account("Outages")
+    uploads, polls, stop = [], [], []
+
+    def long_poller():
+        while not stop:
+            accepted = [upload for upload in uploads if upload.accepted]
+            if not accepted:
+                eventlet.sleep(0.2)
+                continue
+            started = time.monotonic()
+            try:
+                response = account.images.status(accepted[-1].image_id, wait=LONG_POLL_SECONDS)
+                polls.append((response.status_code, response.headers.get("Content-Type", ""),
+                              time.monotonic() - started))
+            except Exception as exc:  # noqa: BLE001 - recorded, asserted below
+                polls.append((None, f"{type(exc).__name__}: {exc}", time.monotonic() - started))
+
+    pollers = [eventlet.spawn(long_poller) for _ in range(3)]
+    try:
+        for number, seconds in enumerate(OUTAGES_IN_A_ROW, 1):
+            faults.rabbit.stop_app()
+            stopped = time.monotonic()
+            stream = faults.upload_stream(account, UPLOADS_PER_OUTAGE, seconds / (UPLOADS_PER_OUTAGE + 1),
+                                          f"outage{number}")
+            eventlet.sleep(max(0, seconds - (time.monotonic() - stopped)))
+            faults.rabbit.start_app()
+            uploads.extend(stream())
+            faults.assert_alive(f"a {seconds} s broker outage")
+            uploads.extend(faults.upload_stream(account, 2, 1, f"between{number}")())
+    finally:
+        stop.append(True)
+        for poller in pollers:
+            poller.wait()
+
+    refused = [u for u in uploads if not u.accepted]
+    assert not refused, f"uploads refused while the broker was away: {refused}"
+    assert len(uploads) == len(OUTAGES_IN_A_ROW) * (UPLOADS_PER_OUTAGE + 2)
+    failed_polls = [poll for poll in polls if poll[0] != 200 or not poll[1].startswith("application/json")]
+    assert polls and not failed_polls, f"long-polls not answered 200 JSON: {failed_polls[:10]} of {len(polls)}"
+    rows = faults.verify([account], uploads, timeout=120)
+    assert {row["status"] for row in rows.values()} == {"completed"}
+    assert {(row["processing_attempts"], row["processing_crashes"]) for row in rows.values()} == {(1, 0)}, \
+        "each image processed once, none counted as crashed"

@@ -68,7 +68,7 @@ import eventlet  # noqa: E402
 from nameko import rpc as nameko_rpc  # noqa: E402
 from nameko.rpc import RpcConsumer  # noqa: E402
 
-from shared import broker_faults  # noqa: E402
+from shared.outage import Outage  # noqa: E402
 
 
 class RpcRequest(Message):
@@ -142,8 +142,8 @@ def test_a_reply_that_cannot_be_serialised_is_still_a_bug(monkeypatch):
 
 
 def test_an_outage_is_reported_once_and_its_end_once(caplog):
-    outage = broker_faults.Outage("upload_service's message consumer")
-    with caplog.at_level(logging.DEBUG, logger="shared.broker_faults"):
+    outage = Outage("upload_service's message consumer", "the broker")
+    with caplog.at_level(logging.DEBUG, logger="shared.outage"):
         for interval in (1, 2, 3, 4, 5, 5, 5):
             outage.failed(ConnectionRefusedError(111, "ECONNREFUSED"), retry_in=interval)
         outage.recovered()
