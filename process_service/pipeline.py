@@ -31,6 +31,7 @@ from PIL import Image, ImageCms, ImageFile
 
 from process_service.png import fast_png
 from shared import errors, filters, imaging, partial_files  # noqa: F401 - filters: OpenCV loaded at start, not in a job
+from shared.failures import ImageFailure
 from shared.operations import OPERATIONS, Context, OperationError, resize_geometry, validate_operations
 
 DEFAULT_QUALITY = {"jpeg": 85, "webp": 80, "avif": 60}
@@ -39,11 +40,10 @@ _ICC_COLOR_SPACES = {"L": b"GRAY", "LA": b"GRAY", "RGB": b"RGB ", "RGBA": b"RGB 
 
 
 class PipelineError(Exception):
-    """The image cannot be processed. `code`: invalid_crop, too_large, decode_error, encode_error,
-    processing_error (an operation failed for a reason of Pillow's) or invalid_operations (the
-    message's operations do not validate; they did at upload)."""
+    """The image cannot be processed; `code` is an ImageFailure (shared/failures.py)."""
 
     def __init__(self, code, message):
+        code = ImageFailure(code)  # a code outside the contract's vocabulary is a bug: ValueError
         super().__init__(code, message)
         self.code = code
         self.message = message
@@ -92,7 +92,7 @@ def _validated(operations):
         limit = len(operations) if isinstance(operations, list) else 0  # the limit was the upload's to check
         return validate_operations(operations, max_operations=limit)
     except errors.InvalidOperations as exc:
-        raise PipelineError("invalid_operations", exc.message) from exc
+        raise PipelineError(ImageFailure.INVALID_OPERATIONS, exc.message) from exc
 
 
 # -- decoding -------------------------------------------------------------------------------------
@@ -104,9 +104,9 @@ def _opened(src_path, max_pixels):
         with imaging.open_image(src_path, max_pixels) as source:
             yield source
     except errors.TooLarge as exc:
-        raise PipelineError("too_large", exc.message) from exc
+        raise PipelineError(ImageFailure.TOO_LARGE, exc.message) from exc
     except errors.UnsupportedMediaType as exc:
-        raise PipelineError("decode_error", f"The original cannot be decoded ({exc.details.get('reason')})") from exc
+        raise PipelineError(ImageFailure.DECODE_ERROR, f"The original cannot be decoded ({exc.details.get('reason')})") from exc
 
 
 def _output_format(source, operations):
@@ -135,9 +135,9 @@ def _decode(source):
     try:
         imaging.decode(source)
     except errors.TooLarge as exc:
-        raise PipelineError("too_large", exc.message) from exc
+        raise PipelineError(ImageFailure.TOO_LARGE, exc.message) from exc
     except errors.UnsupportedMediaType as exc:
-        raise PipelineError("decode_error", f"The original cannot be decoded ({exc.details.get('reason')})") from exc
+        raise PipelineError(ImageFailure.DECODE_ERROR, f"The original cannot be decoded ({exc.details.get('reason')})") from exc
 
 
 def _downscale_in_decoder(source, operations, orientation):
@@ -233,16 +233,16 @@ def _apply(image, step, context, max_pixels):
         raise PipelineError(exc.code, exc.message) from exc
     if width * height > max_pixels:
         raise PipelineError(
-            "too_large", f"{step['type']} would make a {width}x{height} image, over the limit of {max_pixels} pixels"
+            ImageFailure.TOO_LARGE, f"{step['type']} would make a {width}x{height} image, over the limit of {max_pixels} pixels"
         )
     try:
         return operation.apply(image, step, context)
     except OperationError as exc:
         raise PipelineError(exc.code, exc.message) from exc
     except MemoryError as exc:
-        raise PipelineError("too_large", f"Not enough memory for {step['type']}") from exc
+        raise PipelineError(ImageFailure.TOO_LARGE, f"Not enough memory for {step['type']}") from exc
     except Exception as exc:  # noqa: BLE001 - Pillow's errors must not escape
-        raise PipelineError("processing_error", f"{step['type']} failed: {type(exc).__name__}") from exc
+        raise PipelineError(ImageFailure.PROCESSING_ERROR, f"{step['type']} failed: {type(exc).__name__}") from exc
 
 
 # -- encoding -------------------------------------------------------------------------------------
@@ -265,9 +265,9 @@ def _encode(image, output_format, quality, icc_profile, dst_path_stem):
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             # Not the image's fault: retried later (see shared.delivery), not failed for good.
             raise errors.ServiceUnavailable("No space left to write the result") from exc
-        raise PipelineError("encode_error", f"Cannot write {output_format.name}: {type(exc).__name__}") from exc
+        raise PipelineError(ImageFailure.ENCODE_ERROR, f"Cannot write {output_format.name}: {type(exc).__name__}") from exc
     except Exception as exc:  # noqa: BLE001 - Pillow's encoders raise OSError, ValueError, KeyError...
-        raise PipelineError("encode_error", f"Cannot write {output_format.name}: {type(exc).__name__}: {exc}") from exc
+        raise PipelineError(ImageFailure.ENCODE_ERROR, f"Cannot write {output_format.name}: {type(exc).__name__}: {exc}") from exc
     return {
         "path": path,
         "width": image.width,

@@ -14,6 +14,7 @@ from nameko.extensions import DependencyProvider
 from shared import deadline, logs
 from shared.budget import PixelBudget
 from shared.delivery import Delivery, RetryAfter, event_handler, retry_when_unavailable
+from shared.failures import ImageFailure
 from shared.config import resolve_path
 from shared.health import check_amqp
 from shared.service import Service
@@ -86,7 +87,7 @@ class ProcessService(Service):
         image_id = payload["image_id"]
         logs.bind(image_id=image_id, user_id=payload.get("user_id"))
         def give_up(exc):
-            self._report_failure(image_id, "processing_unavailable", "The image could not be processed in time")
+            self._report_failure(image_id, ImageFailure.PROCESSING_UNAVAILABLE, "The image could not be processed in time")
 
         with retry_when_unavailable(self.delivery, payload, on_give_up=give_up):
             try:
@@ -131,7 +132,7 @@ class ProcessService(Service):
         bench = self.workbench
         source = bench.storage_root / payload["original_path"]
         if not source.is_file():
-            raise PipelineError("source_missing", "The original file is no longer stored")
+            raise PipelineError(ImageFailure.SOURCE_MISSING, "The original file is no longer stored")
         stem = bench.storage_root / "outputs" / payload["image_id"]
         pixels = min(int(payload.get("width", 0)) * int(payload.get("height", 0)), bench.max_pixels)
         timings = []
@@ -161,7 +162,7 @@ class ProcessService(Service):
             log.error("pipeline still running after %g s: the image fails", seconds)
             job.link(_remove_late_result)
 
-        too_long = PipelineError("processing_timeout", f"Processing took longer than {seconds:g} s")
+        too_long = PipelineError(ImageFailure.PROCESSING_TIMEOUT, f"Processing took longer than {seconds:g} s")
         return deadline.wait_within(eventlet.spawn(run_in_thread, *args), seconds, too_long, on_late=abandon)
 
     def _report_failure(self, image_id, code, message):

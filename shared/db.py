@@ -17,13 +17,6 @@ from shared.config import database_url
 
 log = logging.getLogger(__name__)
 
-# The server is away, restarting or saturated (every pooled connection busy): worth another try later.
-UNAVAILABLE_ERRORS = (
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.InterfaceError,
-    sqlalchemy.exc.TimeoutError,
-)
-
 ENGINE_OPTIONS = {
     # SQL errors must not quote row values into logs (password hashes, emails).
     "hide_parameters": True,

@@ -17,27 +17,15 @@ import math
 from contextlib import contextmanager
 
 import eventlet
-import kombu.exceptions
-import redis.exceptions
 from kombu import Connection, Exchange, Queue
 from nameko.extensions import DependencyProvider
 from nameko_amqp_retry import Backoff
 from nameko_amqp_retry.events import EventHandler as _RetryingEventHandler
 
-from shared import broker_faults, db, errors
+from shared import broker_faults, failures
 
 log = logging.getLogger(__name__)
 
-# Failures that go away by themselves: a server restarting or unreachable for a while.
-TRANSIENT_ERRORS = (
-    errors.ServiceUnavailable,
-    *db.UNAVAILABLE_ERRORS,
-    kombu.exceptions.OperationalError,
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    ConnectionError,
-    TimeoutError,
-)
 
 DEAD_LETTER_EXCHANGE = Exchange("imageproc.dead-letters", type="fanout", durable=True)
 DEAD_LETTER_QUEUE = Queue("imageproc.dead-letters", exchange=DEAD_LETTER_EXCHANGE, durable=True)
@@ -100,7 +88,7 @@ event_handler = EventHandler.decorator
 
 
 @contextmanager
-def retry_when_unavailable(delivery, payload, on_give_up=None, transient=TRANSIENT_ERRORS):
+def retry_when_unavailable(delivery, payload, on_give_up=None, transient=failures.TRANSIENT_ERRORS):
     """Turns a transient failure into a delayed retry. On the last attempt the handler gives up:
     `on_give_up(exc)` runs (e.g. fail the image, so its owner hears of it) and the message goes to
     the dead-letter queue."""

@@ -21,7 +21,7 @@ from nameko.web.server import WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
-from shared import errors
+from shared import errors, failures
 
 log = logging.getLogger(__name__)
 
@@ -39,19 +39,6 @@ MAPPED_ERRORS = {
     errors.InsufficientStorage: (507, "insufficient_storage"),
     errors.ServiceUnavailable: (503, "service_unavailable"),
 }
-
-# Overload, not a bug: every pooled database connection stayed busy longer than the pool waits.
-OVERLOAD_ERRORS = (sqlalchemy.exc.TimeoutError,)
-# A server this service needs is down or restarting (PostgreSQL, the broker, Redis where it is not
-# only a cache): the client may try again (503), and the log names the server.
-DEPENDENCY_ERRORS = (
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.InterfaceError,
-    kombu.exceptions.OperationalError,
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    ConnectionError,
-)
 
 # werkzeug raises these while routing or parsing; their codes keep the contract's vocabulary.
 WERKZEUG_CODES = {
@@ -196,11 +183,11 @@ class HttpEntrypoint(HttpRequestHandler):
             return error_response(
                 503, "service_unavailable", "The service is restarting; try again shortly", headers={"Retry-After": "1"}
             )
-        if isinstance(exc, OVERLOAD_ERRORS):
+        if isinstance(exc, failures.OVERLOAD_ERRORS):
             return error_response(
                 503, "service_unavailable", "The service is busy; try again shortly", headers={"Retry-After": "1"}
             )
-        if isinstance(exc, DEPENDENCY_ERRORS):
+        if isinstance(exc, failures.SERVER_AWAY_ERRORS):
             log.warning("%s unavailable to %s: %s", dependency_name(exc), self.method_name, exc)
             return error_response(
                 503, "service_unavailable", "The service is temporarily unavailable; try again shortly",

@@ -1,4 +1,5 @@
-"""Keeps openapi.yaml's `components.schemas.Operations` equal to the operations declared in code.
+"""Keeps the parts of openapi.yaml that code declares equal to the code: `components.schemas.Operations`
+(shared/operations.py) and the image error codes of `components.schemas.ImageError` (shared/failures.py).
 
     python -m shared.openapi            rewrite openapi.yaml with the generated schema
     python -m shared.openapi --check    exit 1 (and say so) when openapi.yaml is out of date
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from shared.failures import ImageFailure
 from shared.operations import operations_json_schema
 
 OPENAPI_FILE = Path(__file__).resolve().parent.parent / "openapi.yaml"
@@ -21,6 +23,27 @@ OPENAPI_FILE = Path(__file__).resolve().parent.parent / "openapi.yaml"
 def generated_operations_schema():
     """The schema as it reads back from YAML/JSON (lists, not tuples; plain types only)."""
     return json.loads(json.dumps(operations_json_schema()))
+
+
+def generated_image_error_schema():
+    """`ImageError`: why a `failed` image failed, one code per ImageFailure, each described."""
+    codes = "\n".join(
+        f"- `{failure}`: {failure.description}{' (may succeed if uploaded again later)' if failure.retryable else ''}"
+        for failure in ImageFailure
+    )
+    return {
+        "type": "object",
+        "description": f"Why processing failed; present once `status` is `failed`. Codes:\n{codes}\n",
+        "required": ["code", "message"],
+        "properties": {
+            "code": {"type": "string", "enum": [str(failure) for failure in ImageFailure],
+                     "examples": [str(ImageFailure.INVALID_CROP)]},
+            "message": {"type": "string"},
+        },
+    }
+
+
+GENERATED = {"Operations": generated_operations_schema, "ImageError": generated_image_error_schema}
 
 
 def load_document(path=OPENAPI_FILE):
@@ -44,13 +67,20 @@ def dump_document(document):
     return yaml.dump(document, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
 
 
+def out_of_date(document):
+    """The names of the generated schemas that differ from the code."""
+    schemas = document.get("components", {}).get("schemas", {})
+    return [name for name, generate in GENERATED.items() if schemas.get(name) != generate()]
+
+
 def is_up_to_date(document):
-    current = document.get("components", {}).get("schemas", {}).get("Operations")
-    return current == generated_operations_schema()
+    return not out_of_date(document)
 
 
 def updated_document(document):
-    document.setdefault("components", {}).setdefault("schemas", {})["Operations"] = generated_operations_schema()
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for name, generate in GENERATED.items():
+        schemas[name] = generate()
     return document
 
 
@@ -62,15 +92,16 @@ def main(argv=None):
 
     document = load_document(args.file)
     if args.check:
-        if is_up_to_date(document):
+        stale = out_of_date(document)
+        if not stale:
             print(f"{args.file}: up to date")
             return 0
-        print(f"{args.file}: components.schemas.Operations is out of date; run `python -m shared.openapi`",
+        print(f"{args.file}: components.schemas {', '.join(stale)} out of date; run `python -m shared.openapi`",
               file=sys.stderr)
         return 1
     text = dump_document(updated_document(document))
     args.file.write_text(text, encoding="utf-8")
-    print(f"{args.file}: components.schemas.Operations regenerated")
+    print(f"{args.file}: components.schemas {', '.join(GENERATED)} regenerated")
     return 0
 
 

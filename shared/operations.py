@@ -17,6 +17,7 @@ from typing import Callable, Optional
 from PIL import Image, ImageDraw, ImageFont
 
 from shared import errors, imaging
+from shared.failures import ImageFailure
 
 MAX_OPERATIONS = 20
 
@@ -130,7 +131,7 @@ def _crop_box(size, params):
     right, bottom = left + params["width"], top + params["height"]
     if right > size[0] or bottom > size[1]:
         raise OperationError(
-            "invalid_crop",
+            ImageFailure.INVALID_CROP,
             f"The crop ({left},{top})-({right},{bottom}) is outside the {size[0]}x{size[1]} image",
         )
     return left, top, right, bottom

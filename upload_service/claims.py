@@ -22,6 +22,8 @@ import math
 import uuid
 from dataclasses import dataclass
 
+from shared.failures import ImageFailure
+
 DEFAULT_LEASE_SECONDS = 15
 
 
@@ -55,7 +57,7 @@ def claim(image, now, lease_seconds, max_crashes, alongside_others=False):
         image.claim_token = None
         found_crash = True
         if image.processing_crashes >= max_crashes:
-            return Claim(False, "processing_crashed", found_crash=True)
+            return Claim(False, ImageFailure.PROCESSING_CRASHED, found_crash=True)
     if image.processing_crashes and alongside_others:
         return Claim(False, "run_alone", found_crash=found_crash)
     image.processing_attempts += 1

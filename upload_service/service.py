@@ -16,7 +16,8 @@ from werkzeug.wrappers import Response
 from shared import errors, imaging, logs
 from shared.auth import Auth
 from shared.delivery import Delivery, event_handler, retry_when_unavailable
-from shared.db import UNAVAILABLE_ERRORS, Database
+from shared.db import Database
+from shared.failures import DATABASE_UNAVAILABLE_ERRORS, ImageFailure
 from shared.health import check_amqp
 from shared.http import http
 from shared.service import Service
@@ -66,7 +67,7 @@ def database_unavailable_as_503():
     which it retries later, rather than as an error that dead-letters its message."""
     try:
         yield
-    except UNAVAILABLE_ERRORS as exc:
+    except DATABASE_UNAVAILABLE_ERRORS as exc:
         raise errors.ServiceUnavailable("The image database is unavailable") from exc
 
 
@@ -249,9 +250,9 @@ class UploadService(Service):
                 image.updated_at = now
                 self.db.session.commit()
                 self.status.cache.set(image)
-            elif decision.reason == "processing_crashed":
+            elif decision.reason == ImageFailure.PROCESSING_CRASHED:
                 self._finish_locked(image, FAILED, {
-                    "error_code": "processing_crashed", "error_message": claims.crash_message(image)})
+                    "error_code": ImageFailure.PROCESSING_CRASHED, "error_message": claims.crash_message(image)})
             elif decision.reason == "run_alone":
                 self.db.session.commit()  # keeps the crash it may have found; the claim is free
             else:
