@@ -6,6 +6,8 @@ from dataclasses import dataclass
 import redis
 from nameko.extensions import DependencyProvider
 
+from shared.settings import setting
+
 log = logging.getLogger(__name__)
 
 # Long enough to cover any redelivery or replay from the dead-letter queue.
@@ -73,7 +75,7 @@ class SentLog:
 class SentMail(DependencyProvider):
     def setup(self):
         client = redis.Redis.from_url(
-            self.container.config["REDIS_URL"], socket_timeout=1, socket_connect_timeout=1, decode_responses=True
+            setting(self.container.config, "REDIS_URL"), socket_timeout=1, socket_connect_timeout=1, decode_responses=True
         )
         self.log = SentLog(client)
 

@@ -28,13 +28,12 @@ from opentelemetry.trace import SpanKind
 from notification_service.templates import message_kind
 from shared.config import resolve_path
 from shared.metrics import EMAILS
+from shared.settings import SETTINGS, setting
 from shared.tracing import tracer
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PORTS = {"smtp": 25, "smtps": 465}
-DEFAULT_TIMEOUT_SECONDS = 10
-DEFAULT_OUTBOX_DIR = "var/outbox"
 
 
 @dataclass(frozen=True)
@@ -44,10 +43,10 @@ class SmtpSettings:
     implicit_tls: bool = False
     username: str | None = None
     password: str | None = field(default=None, repr=False)
-    timeout: float = DEFAULT_TIMEOUT_SECONDS
+    timeout: float = SETTINGS["SMTP_TIMEOUT_SECONDS"].default
 
 
-def parse_smtp_url(url, timeout=DEFAULT_TIMEOUT_SECONDS):
+def parse_smtp_url(url, timeout=SETTINGS["SMTP_TIMEOUT_SECONDS"].default):
     """`SmtpSettings` for an `smtp://` or `smtps://` URL; None for an empty one (outbox mode).
     Raises ValueError for anything else, so a typo fails at startup, not at the first email."""
     if url is None or not str(url).strip():
@@ -190,11 +189,11 @@ class OutboxTransport:
 
 def transport_from_config(config):
     settings = parse_smtp_url(
-        config.get("SMTP_URL"), timeout=config.get("SMTP_TIMEOUT_SECONDS") or DEFAULT_TIMEOUT_SECONDS
+        setting(config, "SMTP_URL"), timeout=setting(config, "SMTP_TIMEOUT_SECONDS")
     )
     if settings is not None:
         return SmtpTransport(settings)
-    return OutboxTransport(resolve_path(config.get("MAIL_OUTBOX_DIR") or DEFAULT_OUTBOX_DIR))
+    return OutboxTransport(resolve_path(setting(config, "MAIL_OUTBOX_DIR")))
 
 
 class MailClient:

@@ -19,15 +19,17 @@ from shared import errors, logs
 from shared.delivery import Delivery, event_handler, retry_when_unavailable
 from shared.health import check_amqp
 from shared.service import Service
+from shared.settings import setting
 from shared.tracing import RpcProxy
 
 log = logging.getLogger(__name__)
 
-DEFAULT_GATEWAY_PORT = 8080
-
 def public_base_url(config):
     """Where a reader's browser reaches the gateway: `PUBLIC_BASE_URL`, else the local gateway."""
-    base_url = config.get("PUBLIC_BASE_URL") or f"http://127.0.0.1:{config.get('GATEWAY_PORT') or DEFAULT_GATEWAY_PORT}"
+    base_url = config.get("PUBLIC_BASE_URL")
+    if not base_url:
+        gateway_port = config.get("GATEWAY_PORT")
+        base_url = f"http://127.0.0.1:{gateway_port}" if gateway_port else setting(config, "PUBLIC_BASE_URL")
     return str(base_url).rstrip("/")
 
 
@@ -86,7 +88,7 @@ class NotificationService(Service):
             return None
 
     def _send(self, template, *args):
-        mail_from = self.config.get("MAIL_FROM") or templates.DEFAULT_MAIL_FROM
+        mail_from = setting(self.config, "MAIL_FROM")
         try:
             message = template(*args, mail_from=mail_from)
         except ValueError as exc:  # e.g. an address that is not exactly one valid mailbox
@@ -111,4 +113,4 @@ class NotificationService(Service):
         self.sent.mark_sent(message_id)
 
     def _checks(self):
-        return {"amqp": check_amqp(self.config["AMQP_URI"]), "smtp": self.mailer.check}
+        return {"amqp": check_amqp(setting(self.config, "AMQP_URI")), "smtp": self.mailer.check}

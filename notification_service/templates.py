@@ -19,7 +19,10 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from string import Template
 
-DEFAULT_MAIL_FROM = "Image Service <no-reply@imageproc.localhost>"
+from shared.settings import SETTINGS
+
+
+DEFAULT_MAIL_FROM = SETTINGS["MAIL_FROM"].default
 DEFAULT_PRODUCT_NAME = "Image Service"
 
 WELCOME = "welcome"

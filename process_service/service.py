@@ -19,6 +19,7 @@ from shared.config import resolve_path
 from shared.health import check_amqp
 from shared.service import Service
 from shared.metrics import OPERATION_SECONDS, WORK_WAITING, queue_depth
+from shared.settings import setting
 from shared.threads import run_in_thread
 from shared.tracing import EventDispatcher, RpcProxy, tracer
 from process_service.isolation import Isolation, Suspect
@@ -27,8 +28,6 @@ from process_service.pipeline import PipelineError, process_image
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PROCESS_BUDGET_PIXELS = 150_000_000
-DEFAULT_PROCESSING_TIMEOUT_SECONDS = 600
 # nameko's name for the queue of `process` below: evt-<source>-<event>--<service>.<method>
 PROCESS_QUEUE = "evt-upload_service-image_uploaded--process_service.process"
 
@@ -39,11 +38,11 @@ class Workbench(DependencyProvider):
 
     def setup(self):
         config = self.container.config
-        self.storage_root = resolve_path(config["STORAGE_DIR"])
+        self.storage_root = resolve_path(setting(config, "STORAGE_DIR"))
         (self.storage_root / "outputs").mkdir(parents=True, exist_ok=True)
-        self.max_pixels = int(config["MAX_IMAGE_PIXELS"])
-        self.budget = PixelBudget(int(config.get("PROCESS_BUDGET_PIXELS") or DEFAULT_PROCESS_BUDGET_PIXELS))
-        self.timeout_seconds = float(config.get("PROCESSING_TIMEOUT_SECONDS") or DEFAULT_PROCESSING_TIMEOUT_SECONDS)
+        self.max_pixels = setting(config, "MAX_IMAGE_PIXELS")
+        self.budget = PixelBudget(setting(config, "PROCESS_BUDGET_PIXELS"))
+        self.timeout_seconds = setting(config, "PROCESSING_TIMEOUT_SECONDS")
         self.isolation = Isolation()
 
     def get_dependency(self, worker_ctx):
@@ -170,9 +169,9 @@ class ProcessService(Service):
 
     def _refresh_gauges(self):
         try:
-            WORK_WAITING.labels(PROCESS_QUEUE).set(queue_depth(self.config["AMQP_URI"], PROCESS_QUEUE))
+            WORK_WAITING.labels(PROCESS_QUEUE).set(queue_depth(setting(self.config, "AMQP_URI"), PROCESS_QUEUE))
         except Exception as exc:  # a scrape still answers; the gauge keeps its last value
             log.warning("queue depth unavailable: %s", exc)
 
     def _checks(self):
-        return {"amqp": check_amqp(self.config["AMQP_URI"]), "storage": self.workbench.check_storage}
+        return {"amqp": check_amqp(setting(self.config, "AMQP_URI")), "storage": self.workbench.check_storage}

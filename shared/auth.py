@@ -18,6 +18,7 @@ from nameko.rpc import ReplyListener
 from shared import errors
 from shared.config import resolve_path
 from shared.revocation import RevocationCache
+from shared.settings import setting
 from shared.tracing import TracedServiceProxy
 
 log = logging.getLogger(__name__)
@@ -107,17 +108,17 @@ class Auth(DependencyProvider):
     def setup(self):
         config = self.container.config
         self.verifier = TokenVerifier(
-            load_public_keys(config["JWT_PUBLIC_KEY_FILE"]),
-            issuer=config["JWT_ISSUER"],
-            audience=config["JWT_AUDIENCE"],
+            load_public_keys(setting(config, "JWT_PUBLIC_KEY_FILE")),
+            issuer=setting(config, "JWT_ISSUER"),
+            audience=setting(config, "JWT_AUDIENCE"),
         )
         # Bounded: every request checks, and redis-py's default pool would open up to 100.
         pool = redis.BlockingConnectionPool.from_url(
-            config["REDIS_URL"], max_connections=10, timeout=5,
+            setting(config, "REDIS_URL"), max_connections=10, timeout=5,
             socket_timeout=1, socket_connect_timeout=1, decode_responses=True,
         )
         self.revocations = RevocationCache(redis.Redis(connection_pool=pool))
-        self.rpc_timeout = float(config.get("RPC_TIMEOUT_SECONDS") or 10)
+        self.rpc_timeout = setting(config, "RPC_TIMEOUT_SECONDS")
 
     def get_dependency(self, worker_ctx):
         if not self.check_revocation:

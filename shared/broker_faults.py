@@ -35,6 +35,7 @@ from nameko.rpc import RpcConsumer
 
 from shared import deadline
 from shared.outage import Outage
+from shared.settings import setting
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,6 @@ LOST_CONNECTION_ERRORS = (
 
 RECONNECT_FIRST_SECONDS = 1
 RECONNECT_MAX_SECONDS = 5
-DEFAULT_PUBLISH_TIMEOUT_SECONDS = 10
 
 
 class ReplyTimeout(Exception):
@@ -136,7 +136,7 @@ def _run(self, _tokens=1, **kwargs):
 
 def _wrap_rpc_handle_result(original):
     def handle_result(self, message, result, exc_info):
-        seconds = float(self.container.config.get("PUBLISH_TIMEOUT_SECONDS") or DEFAULT_PUBLISH_TIMEOUT_SECONDS)
+        seconds = setting(self.container.config, "PUBLISH_TIMEOUT_SECONDS")
         try:
             return deadline.call_within(seconds, ReplyTimeout(), original, self, message, result, exc_info)
         except (*LOST_CONNECTION_ERRORS, ReplyTimeout) as exc:

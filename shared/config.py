@@ -24,7 +24,9 @@ def load_config(path=None):
 
 def database_url(config, service_key):
     """A service's own database URL (`USER_DATABASE_URL`, ...) or else the shared `DATABASE_URL`."""
-    url = config.get(service_key) or config["DATABASE_URL"]
+    from shared.settings import setting  # shared.settings reads REPO_ROOT from here
+
+    url = setting(config, service_key) or setting(config, "DATABASE_URL")
     # SQLAlchemy 2 needs the driver named; accept the plain form users copy from elsewhere.
     for plain in ("postgresql://", "postgres://"):
         if url.startswith(plain):

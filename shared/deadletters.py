@@ -15,6 +15,7 @@ from kombu import Connection, Exchange
 
 from shared.config import load_config
 from shared.delivery import DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE
+from shared.settings import setting
 
 DEFAULT_EXCHANGE = Exchange("", type="direct")
 
@@ -42,7 +43,7 @@ def _describe(message):
 
 def peek(config, limit=100):
     """The dead letters, left in their queue."""
-    with Connection(config["AMQP_URI"]) as connection:
+    with Connection(setting(config, "AMQP_URI")) as connection:
         seen = []
         messages = list(_messages(connection, limit))
         for message in messages:
@@ -55,7 +56,7 @@ def peek(config, limit=100):
 def replay(config, limit=100):
     """Publishes each dead letter back to its original queue; acknowledges it only once it is sent."""
     replayed = 0
-    with Connection(config["AMQP_URI"]) as connection:
+    with Connection(setting(config, "AMQP_URI")) as connection:
         producer = connection.Producer()
         for message in _messages(connection, limit):
             queue_name = (message.headers or {}).get("x-original-queue")

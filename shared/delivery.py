@@ -23,6 +23,7 @@ from nameko_amqp_retry import Backoff
 from nameko_amqp_retry.events import EventHandler as _RetryingEventHandler
 
 from shared import broker_faults, failures
+from shared.settings import setting
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ def dead_letter(config, payload, queue_name, reason):
         "x-dead-lettered-at": dt.datetime.now(dt.timezone.utc).isoformat(),
     }
     try:
-        with Connection(config["AMQP_URI"], connect_timeout=5) as connection:
+        with Connection(setting(config, "AMQP_URI"), connect_timeout=5) as connection:
             producer = connection.Producer()
             producer.publish(
                 json.dumps(payload),

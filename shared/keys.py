@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shared.config import load_config, resolve_path
+from shared.settings import setting
 
 
 def ensure_key_pair(private_path, public_path):
@@ -34,7 +35,7 @@ def ensure_key_pair(private_path, public_path):
 
 def main():
     config = load_config(sys.argv[1] if len(sys.argv) > 1 else None)
-    created = ensure_key_pair(config["JWT_PRIVATE_KEY_FILE"], config["JWT_PUBLIC_KEY_FILE"].split(",")[0])
+    created = ensure_key_pair(setting(config, "JWT_PRIVATE_KEY_FILE"), setting(config, "JWT_PUBLIC_KEY_FILE").split(",")[0])
     print("created development JWT key pair" if created else "JWT key pair present")
 
 

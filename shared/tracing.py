@@ -32,6 +32,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from shared import deadline, errors, logs
+from shared.settings import setting
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +241,7 @@ class EventDispatcher(nameko_events.EventDispatcher):
 
     def setup(self):
         if self.publish_timeout is None:
-            self.publish_timeout = float(self.container.config.get("PUBLISH_TIMEOUT_SECONDS") or 10)
+            self.publish_timeout = setting(self.container.config, "PUBLISH_TIMEOUT_SECONDS")
         super().setup()
 
     def get_dependency(self, worker_ctx):
@@ -273,7 +274,7 @@ class RpcProxy(nameko_rpc.RpcProxy):
 
     def setup(self):
         if self.timeout is None:
-            self.timeout = float(self.container.config.get("RPC_TIMEOUT_SECONDS") or 10)
+            self.timeout = setting(self.container.config, "RPC_TIMEOUT_SECONDS")
         super().setup()
 
     def get_dependency(self, worker_ctx):

@@ -24,8 +24,6 @@ from dataclasses import dataclass
 
 from shared.failures import ImageFailure
 
-DEFAULT_LEASE_SECONDS = 15
-
 
 @dataclass(frozen=True)
 class Claim:

@@ -4,7 +4,7 @@ from eventlet.semaphore import Semaphore
 from nameko.extensions import DependencyProvider
 
 from shared.budget import PixelBudget
-from upload_service.claims import DEFAULT_LEASE_SECONDS
+from shared.settings import setting
 from upload_service.status import StatusCache, StatusNotifier
 from upload_service.storage import Storage
 
@@ -13,13 +13,11 @@ REDIS_POOL_SIZE = 20
 # (1,100, sized for long-polls), so a burst of results would otherwise start a thousand handlers
 # that queue for the database pool (30) and time out; beyond this they wait their turn in-process.
 RESULT_SLOTS = 16
-# How many pixels one process may be decoding at once while validating uploads (~4 bytes each).
-DEFAULT_DECODE_BUDGET_PIXELS = 100_000_000
 
 
 class ImageStorage(DependencyProvider):
     def setup(self):
-        self.storage = Storage(self.container.config["STORAGE_DIR"])
+        self.storage = Storage(setting(self.container.config, "STORAGE_DIR"))
 
     def get_dependency(self, worker_ctx):
         return self.storage
@@ -29,7 +27,7 @@ class ImageStatus(DependencyProvider):
     """The status cache for workers, and the process's one subscription for long-poll wake-ups."""
 
     def setup(self):
-        url = self.container.config["REDIS_URL"]
+        url = setting(self.container.config, "REDIS_URL")
         options = {"decode_responses": True, "socket_connect_timeout": 1, "health_check_interval": 10}
         # A bounded pool: a thousand long-polls checking at once wait briefly for a connection
         # instead of opening a thousand.
@@ -58,13 +56,13 @@ class ImageStatus(DependencyProvider):
 class Limits(DependencyProvider):
     def setup(self):
         config = self.container.config
-        self.max_upload_bytes = int(config["MAX_UPLOAD_BYTES"])
-        self.max_image_pixels = int(config["MAX_IMAGE_PIXELS"])
-        self.max_operations = int(config["MAX_OPERATIONS"])
-        self.max_wait_seconds = float(config["LONG_POLL_MAX_SECONDS"])
-        self.max_processing_attempts = int(config.get("MAX_PROCESSING_ATTEMPTS") or 3)
-        self.processing_lease_seconds = float(config.get("PROCESSING_LEASE_SECONDS") or DEFAULT_LEASE_SECONDS)
-        self.decode_budget = PixelBudget(int(config.get("DECODE_BUDGET_PIXELS") or DEFAULT_DECODE_BUDGET_PIXELS))
+        self.max_upload_bytes = setting(config, "MAX_UPLOAD_BYTES")
+        self.max_image_pixels = setting(config, "MAX_IMAGE_PIXELS")
+        self.max_operations = setting(config, "MAX_OPERATIONS")
+        self.max_wait_seconds = setting(config, "LONG_POLL_MAX_SECONDS")
+        self.max_processing_attempts = setting(config, "MAX_PROCESSING_ATTEMPTS")
+        self.processing_lease_seconds = setting(config, "PROCESSING_LEASE_SECONDS")
+        self.decode_budget = PixelBudget(setting(config, "DECODE_BUDGET_PIXELS"))
         self.result_slots = Semaphore(RESULT_SLOTS)
 
     def get_dependency(self, worker_ctx):

@@ -24,6 +24,7 @@ from shared.service import Service
 from shared.metrics import IMAGES_FINISHED, WORK_WAITING
 from shared.operations import validate_operations
 from shared.outbox import Outbox
+from shared.settings import setting
 from shared.threads import run_in_thread
 from shared.tracing import EventDispatcher
 from shared.validation import load
@@ -384,7 +385,7 @@ class UploadService(Service):
         return {
             "database": lambda: self.db.session.execute(select(1)),
             "redis": self.status.client.ping,
-            "amqp": check_amqp(self.config["AMQP_URI"]),
+            "amqp": check_amqp(setting(self.config, "AMQP_URI")),
             "storage": self.storage.check_writable,
         }
 

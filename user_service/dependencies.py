@@ -6,6 +6,7 @@ import redis
 from nameko.extensions import DependencyProvider
 
 from shared.revocation import RevocationCache
+from shared.settings import setting
 from user_service.passwords import DummyHash
 from user_service.tokens import TokenIssuer
 
@@ -16,10 +17,10 @@ class Tokens(DependencyProvider):
     def setup(self):
         config = self.container.config
         self.issuer = TokenIssuer(
-            config["JWT_PRIVATE_KEY_FILE"],
-            issuer=config["JWT_ISSUER"],
-            audience=config["JWT_AUDIENCE"],
-            ttl_seconds=int(config["JWT_TTL_SECONDS"]),
+            setting(config, "JWT_PRIVATE_KEY_FILE"),
+            issuer=setting(config, "JWT_ISSUER"),
+            audience=setting(config, "JWT_AUDIENCE"),
+            ttl_seconds=setting(config, "JWT_TTL_SECONDS"),
         )
 
     def get_dependency(self, worker_ctx):
@@ -30,7 +31,7 @@ class PasswordPolicy(DependencyProvider):
     """The bcrypt cost and the dummy hash used for unknown emails (computed once per process)."""
 
     def setup(self):
-        self.rounds = int(self.container.config["BCRYPT_ROUNDS"])
+        self.rounds = setting(self.container.config, "BCRYPT_ROUNDS")
         self.dummy = DummyHash(self.rounds)
 
     def get_dependency(self, worker_ctx):
@@ -44,10 +45,10 @@ class LoginThrottle(DependencyProvider):
 
     def setup(self):
         config = self.container.config
-        self.max_failures = int(config["LOGIN_MAX_FAILURES"])
-        self.window = int(config["LOGIN_LOCK_SECONDS"])
+        self.max_failures = setting(config, "LOGIN_MAX_FAILURES")
+        self.window = setting(config, "LOGIN_LOCK_SECONDS")
         self.client = redis.Redis.from_url(
-            config["REDIS_URL"], socket_timeout=1, socket_connect_timeout=1, decode_responses=True
+            setting(config, "REDIS_URL"), socket_timeout=1, socket_connect_timeout=1, decode_responses=True
         )
 
     def get_dependency(self, worker_ctx):
@@ -88,7 +89,7 @@ class Revocations(DependencyProvider):
 
     def setup(self):
         client = redis.Redis.from_url(
-            self.container.config["REDIS_URL"], socket_timeout=1, socket_connect_timeout=1, decode_responses=True
+            setting(self.container.config, "REDIS_URL"), socket_timeout=1, socket_connect_timeout=1, decode_responses=True
         )
         self.cache = RevocationCache(client)
 

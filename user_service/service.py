@@ -19,6 +19,7 @@ from shared.http import http
 from shared.service import Service
 from shared.outbox import Outbox
 from shared.revocation import is_revoked
+from shared.settings import setting
 from shared.tracing import EventDispatcher, RpcProxy
 from shared.validation import load, load_json
 from user_service.dependencies import LoginThrottle, PasswordPolicy, Revocations, SuiteHealth, Tokens
@@ -201,7 +202,7 @@ class UserService(Service):
         return {
             "database": lambda: self.db.session.execute(select(1)),
             "redis": self.throttle.ping,
-            "amqp": check_amqp(self.config["AMQP_URI"]),
+            "amqp": check_amqp(setting(self.config, "AMQP_URI")),
         }
 
     def _claims(self, request):
