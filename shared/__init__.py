@@ -1,5 +1,3 @@
-"""Code every service uses, kept once: configuration, logging, errors, HTTP, auth, tracing, database."""
-from shared import broker_faults
+"""Code every service uses, kept once: configuration, logging, errors, HTTP, auth, tracing, database.
 
-# Before any container starts: a broker restart must not kill a service (see broker_faults).
-broker_faults.install()
+The suite's patches to nameko are applied by its container class (shared/container.py), not on import."""

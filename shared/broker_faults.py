@@ -21,7 +21,9 @@ outage lasts, see shared/container.py). Each place is patched here, once:
 
 The delayed retries of event handlers are published the same way; shared/delivery.py covers them.
 
-`install()` runs when `shared` is imported: every service imports it before nameko starts it.
+`install()` is called by the suite's container class (shared/container.py) before a container is
+made, so every service run by `nameko run --config config.yaml` (and every test container made with
+that configuration) has these patches.
 """
 import logging
 import time

@@ -1,5 +1,8 @@
 """The service container every process of the suite runs (`SERVICE_CONTAINER_CLS` in config.yaml).
 
+It is where the suite's patches to nameko are applied (shared/broker_faults.py), once, when the
+first container is made: before any extension starts.
+
 nameko kills a container when one of its threads dies with an error, and `nameko run` exits once
 that kill is over. But the kill waits for the message consumer to finish, and a consumer that is
 reconnecting to a broker that is away waits for the broker: the process lived on, its HTTP port
@@ -25,6 +28,8 @@ from eventlet import patcher
 from nameko.containers import ServiceContainer as NamekoServiceContainer
 from nameko.web.server import WebServer
 
+from shared import broker_faults
+
 log = logging.getLogger(__name__)
 
 native_threading = patcher.original("threading")
@@ -36,6 +41,10 @@ EXIT_STATUS = 70  # EX_SOFTWARE: the service failed, start it again
 class ServiceContainer(NamekoServiceContainer):
     kill_deadline_seconds = KILL_DEADLINE_SECONDS
     _stopping = False
+
+    def __init__(self, service_cls, config):
+        broker_faults.install()
+        super().__init__(service_cls, config)
 
     def stop(self):
         if self._stopping:

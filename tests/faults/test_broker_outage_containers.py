@@ -15,7 +15,6 @@ from nameko.rpc import rpc
 from nameko.standalone.events import event_dispatcher
 from nameko.standalone.rpc import ClusterRpcProxy
 
-import shared  # noqa: F401  (the broker patches, as every service has them)
 from shared import delivery
 from shared.container import ServiceContainer
 from shared.http import http

@@ -4,7 +4,9 @@ import kombu.exceptions
 import pytest
 from nameko.messaging import QueueConsumer
 
-import shared  # noqa: F401  (installs the patch, as every service does)
+from shared import broker_faults
+
+broker_faults.install()  # as the suite's container class does
 
 
 class Message:
