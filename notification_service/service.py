@@ -16,11 +16,11 @@ from notification_service import templates
 from notification_service.dependencies import SentMail
 from notification_service.mailer import MailDeliveryError, Mailer
 from shared import errors, logs
-from shared.delivery import Delivery, event_handler, retry_when_unavailable
+from shared.delivery import Delivery, retrying_event_handler, retry_when_unavailable
 from shared.health import check_amqp
 from shared.service import Service
 from shared.settings import setting
-from shared.tracing import RpcProxy
+from shared.tracing import TracedRpcProxy
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +43,11 @@ class NotificationService(Service):
     name = "notification_service"
 
     mailer = Mailer()
-    users = RpcProxy("user_service")  # timeout: RPC_TIMEOUT_SECONDS
+    users = TracedRpcProxy("user_service")  # timeout: RPC_TIMEOUT_SECONDS
     sent = SentMail()
     delivery = Delivery()
 
-    @event_handler("user_service", "user_registered")
+    @retrying_event_handler("user_service", "user_registered")
     def send_welcome(self, payload):
         user_id = payload.get("user_id") or payload.get("id")
         logs.bind(user_id=user_id)
@@ -58,7 +58,7 @@ class NotificationService(Service):
         with retry_when_unavailable(self.delivery, payload):
             self._send(templates.welcome, user)
 
-    @event_handler("upload_service", "image_completed")
+    @retrying_event_handler("upload_service", "image_completed")
     def send_image_ready(self, payload):
         with retry_when_unavailable(self.delivery, payload):
             user = self._owner(payload)
@@ -67,7 +67,7 @@ class NotificationService(Service):
             download_url = absolute_url(self.config, (payload.get("output") or {}).get("download_url"))
             self._send(templates.image_ready, user, payload, download_url)
 
-    @event_handler("upload_service", "image_failed")
+    @retrying_event_handler("upload_service", "image_failed")
     def send_image_failed(self, payload):
         with retry_when_unavailable(self.delivery, payload):
             user = self._owner(payload)

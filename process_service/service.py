@@ -13,7 +13,7 @@ from nameko.extensions import DependencyProvider
 
 from shared import deadline, logs
 from shared.budget import PixelBudget
-from shared.delivery import Delivery, RetryAfter, event_handler, retry_when_unavailable
+from shared.delivery import Delivery, RetryAfter, retrying_event_handler, retry_when_unavailable
 from shared.failures import ImageFailure
 from shared.config import resolve_path
 from shared.health import check_amqp
@@ -21,7 +21,7 @@ from shared.service import Service
 from shared.metrics import OPERATION_SECONDS, WORK_WAITING, queue_depth
 from shared.settings import setting
 from shared.threads import run_in_thread
-from shared.tracing import EventDispatcher, RpcProxy, tracer
+from shared.tracing import TracedEventDispatcher, TracedRpcProxy, tracer
 from process_service.isolation import Isolation, Suspect
 from process_service.lease import HeldClaim
 from process_service.pipeline import PipelineError, process_image
@@ -77,11 +77,11 @@ class ProcessService(Service):
     name = "process_service"
 
     workbench = Workbench()
-    dispatch = EventDispatcher()
+    dispatch = TracedEventDispatcher()
     delivery = Delivery()
-    upload_service = RpcProxy("upload_service")
+    upload_service = TracedRpcProxy("upload_service")
 
-    @event_handler("upload_service", "image_uploaded")
+    @retrying_event_handler("upload_service", "image_uploaded")
     def process(self, payload):
         image_id = payload["image_id"]
         logs.bind(image_id=image_id, user_id=payload.get("user_id"))

@@ -20,7 +20,7 @@ import eventlet
 from kombu import Connection, Exchange, Queue
 from nameko.extensions import DependencyProvider
 from nameko_amqp_retry import Backoff
-from nameko_amqp_retry.events import EventHandler as _RetryingEventHandler
+from nameko_amqp_retry.events import EventHandler as AmqpRetryEventHandler
 
 from shared import broker_faults, failures
 from shared.settings import setting
@@ -61,7 +61,7 @@ class RetryAfter(Retry):
         return self._next_expiration
 
 
-class EventHandler(_RetryingEventHandler):
+class RetryingEventHandler(AmqpRetryEventHandler):
     """nameko's event handler with the retry policy above; failures end in the dead-letter queue."""
 
     def handle_result(self, message, worker_ctx, result=None, exc_info=None):
@@ -85,7 +85,7 @@ class EventHandler(_RetryingEventHandler):
         return result, exc_info
 
 
-event_handler = EventHandler.decorator
+retrying_event_handler = RetryingEventHandler.decorator
 
 
 @contextmanager

@@ -3,7 +3,7 @@
 - `Tracing` (a DependencyProvider every service declares) opens the entrypoint's span (HTTP and RPC:
   server span; event handler: consumer span) with the parent taken from the incoming W3C
   `traceparent`, and makes it the current context of the worker greenlet.
-- `EventDispatcher` and `RpcProxy` replace nameko's own: they open producer/client spans and compute
+- `TracedEventDispatcher` and `TracedRpcProxy` replace nameko's own: they open producer/client spans and compute
   their message headers when they send, not when they are injected (nameko's `EventDispatcher` reads
   the headers before `worker_setup`, which would parent events on the wrong span). Both also bound
   how long a call may block (a broker in a resource alarm blocks publishers while it lasts; 2.14 RPC
@@ -227,7 +227,7 @@ def _headers_for_current_span(encoder, worker_ctx):
     return headers
 
 
-class EventDispatcher(nameko_events.EventDispatcher):
+class TracedEventDispatcher(nameko_events.EventDispatcher):
     """nameko's dispatcher, with a producer span and headers computed at dispatch time.
 
     A publish returns within `publish_timeout` (PUBLISH_TIMEOUT_SECONDS when not given): RabbitMQ
@@ -264,7 +264,7 @@ class EventDispatcher(nameko_events.EventDispatcher):
         return dispatch
 
 
-class RpcProxy(nameko_rpc.RpcProxy):
+class TracedRpcProxy(nameko_rpc.RpcProxy):
     """nameko's RPC proxy with a client span per call and a timeout (2.14 waits forever).
     Without an explicit `timeout`, RPC_TIMEOUT_SECONDS from the configuration applies."""
 

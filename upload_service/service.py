@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response
 
 from shared import errors, imaging, logs
 from shared.auth import Auth
-from shared.delivery import Delivery, event_handler, retry_when_unavailable
+from shared.delivery import Delivery, retrying_event_handler, retry_when_unavailable
 from shared.db import Database
 from shared.failures import DATABASE_UNAVAILABLE_ERRORS, ImageFailure
 from shared.health import check_amqp
@@ -26,7 +26,7 @@ from shared.operations import validate_operations
 from shared.outbox import Outbox
 from shared.settings import setting
 from shared.threads import run_in_thread
-from shared.tracing import EventDispatcher
+from shared.tracing import TracedEventDispatcher
 from shared.validation import load
 from upload_service import claims
 from upload_service.dependencies import ImageStatus, ImageStorage, Limits
@@ -81,7 +81,7 @@ class UploadService(Service):
     storage = ImageStorage()
     status = ImageStatus()
     limits = Limits()
-    dispatch = EventDispatcher()
+    dispatch = TracedEventDispatcher()
     delivery = Delivery()
 
     # -- the public API ------------------------------------------------------------------------
@@ -283,7 +283,7 @@ class UploadService(Service):
         logs.bind(image_id=image_id)
         return self.db.session.scalars(select(Image).where(Image.id == image_id).with_for_update()).first()
 
-    @event_handler("process_service", "image_processed")
+    @retrying_event_handler("process_service", "image_processed")
     def on_processed(self, payload):
         output = payload["output"]
         with retry_when_unavailable(self.delivery, payload):
@@ -295,7 +295,7 @@ class UploadService(Service):
                 "output_size_bytes": output["size_bytes"],
             }, orphan_file=output["path"])
 
-    @event_handler("process_service", "image_processing_failed")
+    @retrying_event_handler("process_service", "image_processing_failed")
     def on_processing_failed(self, payload):
         error = payload["error"]
         with retry_when_unavailable(self.delivery, payload):

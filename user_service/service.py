@@ -20,7 +20,7 @@ from shared.service import Service
 from shared.outbox import Outbox
 from shared.revocation import is_revoked
 from shared.settings import setting
-from shared.tracing import EventDispatcher, RpcProxy
+from shared.tracing import TracedEventDispatcher, TracedRpcProxy
 from shared.validation import load, load_json
 from user_service.dependencies import LoginThrottle, PasswordPolicy, Revocations, SuiteHealth, Tokens
 from user_service.models import Base, OutboxEvent, RevokedToken, User
@@ -44,10 +44,10 @@ class UserService(Service):
     passwords = PasswordPolicy()
     throttle = LoginThrottle()
     suite = SuiteHealth()
-    dispatch = EventDispatcher()
-    upload_service = RpcProxy("upload_service", timeout=3)
-    process_service = RpcProxy("process_service", timeout=3)
-    notification_service = RpcProxy("notification_service", timeout=3)
+    dispatch = TracedEventDispatcher()
+    upload_service = TracedRpcProxy("upload_service", timeout=3)
+    process_service = TracedRpcProxy("process_service", timeout=3)
+    notification_service = TracedRpcProxy("notification_service", timeout=3)
 
     @http("POST", "/api/users/signup")
     def signup(self, request):

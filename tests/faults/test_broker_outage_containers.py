@@ -134,7 +134,7 @@ class Flaky:
     name = "flaky"
     calls = []
 
-    @delivery.event_handler("source", "ping")
+    @delivery.retrying_event_handler("source", "ping")
     def on_ping(self, payload):
         Flaky.calls.append(payload["n"])
         if len(Flaky.calls) == 1:

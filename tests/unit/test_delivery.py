@@ -1,4 +1,4 @@
-"""shared.delivery.EventHandler: a delayed retry that cannot be published while the broker is away
+"""shared.delivery.RetryingEventHandler: a delayed retry that cannot be published while the broker is away
 sends its message back to its queue instead of killing the container or losing the message."""
 import kombu.exceptions
 import pytest
@@ -34,7 +34,7 @@ class Message:
 
 
 def handler(backoff_publisher):
-    event_handler = delivery.EventHandler("upload_service", "image_uploaded")
+    event_handler = delivery.RetryingEventHandler("upload_service", "image_uploaded")
     event_handler.container = type("Container", (), {"config": {"AMQP_URI": "pyamqp://127.0.0.1:1//"}})()
     event_handler.queue = type("Queue", (), {"name": "evt-upload_service-image_uploaded--process_service.handle"})()
     event_handler.queue_consumer = QueueConsumer()
