@@ -46,8 +46,8 @@ def pipeline_time(path, rounds=9):
     """Median wall time of the pipeline alone on the same file and operations (in this process)."""
     import tempfile
 
-    from process_service.pipeline import process_image
-    from shared.operations import validate_operations
+    from imaging.pipeline import process_image
+    from imaging.validation import validate_operations
 
     operations = validate_operations(OPERATIONS)
     times = []

@@ -8,7 +8,7 @@ Three tasks (issue requirement 1):
 - png-filters: 1000x1000 PNG -> grayscale, blur radius 2, sharpen (amount 1, radius 2) -> PNG.
   Target: <= 1.20x vips' time and an output no more than 10% larger than vips' PNG.
 
-Ours: `process_service.pipeline.process_image(src, validate_operations(ops), dst_stem, 50_000_000)`,
+Ours: `imaging.pipeline.process_image(src, validate_operations(ops), dst_stem, 50_000_000)`,
 exactly what a worker thread runs (one decode, the steps, one encode to a file).
 
 vips: pyvips with libvips' own operation cache disabled and VIPS_CONCURRENCY=1 (one worker thread;
@@ -112,8 +112,8 @@ def vips_runner(pyvips, task, src, out_dir):
 
 
 def ours_runner(task, src, out_dir):
-    from process_service.pipeline import process_image
-    from shared.operations import validate_operations
+    from imaging.pipeline import process_image
+    from imaging.validation import validate_operations
 
     operations = validate_operations(TASKS[task]["operations"])
 

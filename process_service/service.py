@@ -11,10 +11,13 @@ import os
 import eventlet
 from nameko.extensions import DependencyProvider
 
+from imaging.budget import PixelBudget
+from imaging.failures import ImageFailure
+from imaging.pipeline import PipelineError, process_image
+from process_service.isolation import Isolation, Suspect
+from process_service.lease import HeldClaim
 from shared import deadline, logs
-from shared.budget import PixelBudget
 from shared.delivery import Delivery, RetryAfter, retrying_event_handler, retry_when_unavailable
-from shared.failures import ImageFailure
 from shared.config import resolve_path
 from shared.health import check_amqp
 from shared.service import Service
@@ -22,9 +25,6 @@ from shared.metrics import OPERATION_SECONDS, WORK_WAITING, queue_depth
 from shared.settings import setting
 from shared.threads import run_in_thread
 from shared.tracing import TracedEventDispatcher, TracedRpcProxy, tracer
-from process_service.isolation import Isolation, Suspect
-from process_service.lease import HeldClaim
-from process_service.pipeline import PipelineError, process_image
 
 log = logging.getLogger(__name__)
 

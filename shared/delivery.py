@@ -22,7 +22,8 @@ from nameko.extensions import DependencyProvider
 from nameko_amqp_retry import Backoff
 from nameko_amqp_retry.events import EventHandler as AmqpRetryEventHandler
 
-from shared import broker_faults, failures
+from shared import broker_faults
+from shared.transient import TRANSIENT_ERRORS
 from shared.settings import setting
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ retrying_event_handler = RetryingEventHandler.decorator
 
 
 @contextmanager
-def retry_when_unavailable(delivery, payload, on_give_up=None, transient=failures.TRANSIENT_ERRORS):
+def retry_when_unavailable(delivery, payload, on_give_up=None, transient=TRANSIENT_ERRORS):
     """Turns a transient failure into a delayed retry. On the last attempt the handler gives up:
     `on_give_up(exc)` runs (e.g. fail the image, so its owner hears of it) and the message goes to
     the dead-letter queue."""

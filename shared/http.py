@@ -21,7 +21,7 @@ from nameko.web.server import WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
-from shared import errors, failures
+from shared import errors, transient
 
 log = logging.getLogger(__name__)
 
@@ -183,11 +183,11 @@ class HttpEntrypoint(HttpRequestHandler):
             return error_response(
                 503, "service_unavailable", "The service is restarting; try again shortly", headers={"Retry-After": "1"}
             )
-        if isinstance(exc, failures.OVERLOAD_ERRORS):
+        if isinstance(exc, transient.OVERLOAD_ERRORS):
             return error_response(
                 503, "service_unavailable", "The service is busy; try again shortly", headers={"Retry-After": "1"}
             )
-        if isinstance(exc, failures.SERVER_AWAY_ERRORS):
+        if isinstance(exc, transient.SERVER_AWAY_ERRORS):
             log.warning("%s unavailable to %s: %s", dependency_name(exc), self.method_name, exc)
             return error_response(
                 503, "service_unavailable", "The service is temporarily unavailable; try again shortly",

@@ -21,7 +21,7 @@ _lowered = set()  # native ids of tpool threads already niced (tpool reuses its 
 def run_in_thread(fn, *args, **kwargs):
     """Runs CPU-bound `fn` in a native thread, with the caller's context. `fn` must not log, open
     spans or touch metrics: under eventlet those libraries' locks are green locks, and contending
-    one from a native thread deadlocks. Return timings as data instead (see process_service.pipeline)."""
+    one from a native thread deadlocks. Return timings as data instead (see imaging.pipeline)."""
     return tpool.execute(_run_niced, contextvars.copy_context(), fn, args, kwargs)
 
 

@@ -22,7 +22,7 @@ import math
 import uuid
 from dataclasses import dataclass
 
-from shared.failures import ImageFailure
+from imaging.failures import ImageFailure
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ import redis
 from eventlet.semaphore import Semaphore
 from nameko.extensions import DependencyProvider
 
-from shared.budget import PixelBudget
+from imaging.budget import PixelBudget
 from shared.settings import setting
 from upload_service.status import StatusCache, StatusNotifier
 from upload_service.storage import Storage

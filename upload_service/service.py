@@ -13,16 +13,19 @@ from nameko.timer import timer
 from sqlalchemy import func, select, tuple_
 from werkzeug.wrappers import Response
 
-from shared import errors, imaging, logs
+from imaging import decoding
+from imaging.failures import ImageFailure
+from imaging.formats import EXTENSIONS, MIME_TYPES
+from imaging.validation import validate_operations
+from shared import errors, logs
 from shared.auth import Auth
 from shared.delivery import Delivery, retrying_event_handler, retry_when_unavailable
 from shared.db import Database
-from shared.failures import DATABASE_UNAVAILABLE_ERRORS, ImageFailure
+from shared.transient import DATABASE_UNAVAILABLE_ERRORS
 from shared.health import check_amqp
 from shared.http import http
 from shared.service import Service
 from shared.metrics import IMAGES_FINISHED, WORK_WAITING
-from shared.operations import validate_operations
 from shared.outbox import Outbox
 from shared.settings import setting
 from shared.threads import run_in_thread
@@ -204,12 +207,12 @@ class UploadService(Service):
         if image.status != COMPLETED:
             raise errors.NotReady(details={"status": image.status})
         stem = image.original_filename.rsplit(".", 1)[0] or "image"
-        filename = f"{stem}.{imaging.EXTENSIONS[image.output_format]}"
+        filename = f"{stem}.{EXTENSIONS[image.output_format]}"
         return Response(
             status=200,
             headers={
                 "X-Accel-Redirect": f"/_storage/{image.output_path}",
-                "Content-Type": imaging.MIME_TYPES[image.output_format],
+                "Content-Type": MIME_TYPES[image.output_format],
                 "Content-Disposition": content_disposition(filename),
                 "Cache-Control": "private, max-age=3600",
             },
@@ -400,9 +403,9 @@ class UploadService(Service):
 
     def _inspect(self, path):
         """Decodes the upload once, in a native thread, within the process's pixel budget."""
-        width, height = imaging.header_size(path)
+        width, height = decoding.header_size(path)
         with self.limits.decode_budget.reserve(min(width * height, self.limits.max_image_pixels)):
-            return run_in_thread(imaging.inspect_image, path, self.limits.max_image_pixels)
+            return run_in_thread(decoding.inspect_image, path, self.limits.max_image_pixels)
 
     def _owned_image(self, image_id, user_id):
         """The image if it is this user's; any other image is indistinguishable from none."""

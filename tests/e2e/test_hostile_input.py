@@ -18,7 +18,7 @@ import requests
 from PIL import Image
 from werkzeug.http import parse_options_header
 
-from shared.imaging import AVIF_AVAILABLE
+from imaging.formats import AVIF_AVAILABLE
 from tests.conftest import CORPUS_DIR
 from tests.support.clients import ImagesClient, bearer, sign_up_and_log_in
 from tests.support.hostile import (

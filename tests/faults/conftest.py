@@ -635,7 +635,7 @@ class FaultSuite:
     # -- the fault-free result ------------------------------------------------------------------------
     def expected(self, data, operations):
         """What a fault-free run makes of this upload: the pipeline itself, run here on the bytes."""
-        from process_service.pipeline import PipelineError, process_image
+        from imaging.pipeline import PipelineError, process_image
 
         key = (sha256(data), json.dumps(operations, sort_keys=True))
         if key not in self._references:

@@ -1,7 +1,7 @@
 """The pixel budget bounds what is decoded at once by size, not by count."""
 import eventlet
 
-from shared.budget import PixelBudget
+from imaging.budget import PixelBudget
 
 
 def test_small_jobs_share_the_budget_and_a_big_one_waits():

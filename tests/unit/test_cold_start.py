@@ -28,8 +28,8 @@ FIRST_JOBS = textwrap.dedent("""
     import sys
     from eventlet import tpool
     from PIL import Image
-    from process_service.pipeline import process_image  # what process_service imports at start
-    from shared.operations import validate_operations
+    from imaging.pipeline import process_image  # what process_service imports at start
+    from imaging.validation import validate_operations
     import imagecodecs
     # The race below is caught about every other run; this known case, every time.
     assert "png_encode" in vars(imagecodecs), "imagecodecs' PNG codec is still to load on first use"
@@ -67,7 +67,7 @@ FIRST_VALIDATIONS = textwrap.dedent("""
     import sys
     from eventlet import tpool
     from PIL import Image
-    from shared import imaging  # what upload_service validates uploads with
+    from imaging import decoding  # what upload_service validates uploads with
 
     folder = sys.argv[1]
     formats = ["png", "jpeg", "webp", "avif", "tiff", "gif", "bmp"]
@@ -75,7 +75,7 @@ FIRST_VALIDATIONS = textwrap.dedent("""
         Image.new("RGB", (64, 48), "teal").save(f"{folder}/in.{name}")
 
     def one(index):
-        return tpool.execute(imaging.inspect_image, f"{folder}/in.{formats[index % len(formats)]}", 10**8)
+        return tpool.execute(decoding.inspect_image, f"{folder}/in.{formats[index % len(formats)]}", 10**8)
 
     pool = eventlet.GreenPool(14)
     with eventlet.Timeout(20, SystemExit("deadlock: the first validations did not finish")):
@@ -87,3 +87,16 @@ FIRST_VALIDATIONS = textwrap.dedent("""
 
 def test_the_first_validations_of_a_fresh_process_all_finish(tmp_path):
     run_in_a_fresh_interpreter(FIRST_VALIDATIONS, tmp_path)
+
+
+UPLOAD_SERVICE_IMPORTS = textwrap.dedent("""
+    import sys
+    import upload_service.service
+    heavy = sorted(name for name in ("cv2", "numpy", "imagecodecs", "imaging.transforms", "imaging.pipeline") if name in sys.modules)
+    assert not heavy, f"upload_service loaded {heavy}: it only validates operations and inspects uploads"
+    print("ok")
+""")
+
+
+def test_upload_service_loads_what_validation_needs_and_no_image_processing():
+    run_in_a_fresh_interpreter(UPLOAD_SERVICE_IMPORTS)

@@ -1,12 +1,14 @@
-"""The failure vocabulary: image error codes and transient errors, defined once (shared/failures.py)."""
+"""The failure vocabulary: image error codes (imaging/failures.py) and transient errors (shared/transient.py), each defined once."""
 import kombu.exceptions
 import pytest
 import redis.exceptions
 import sqlalchemy.exc
 
-from process_service.pipeline import PipelineError
-from shared import errors, openapi
-from shared.failures import ImageFailure, is_transient
+from imaging.pipeline import PipelineError
+from shared import errors
+from imaging import openapi
+from imaging.failures import ImageFailure
+from shared.transient import is_transient
 
 
 def test_openapi_lists_exactly_the_image_error_codes():

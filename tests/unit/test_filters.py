@@ -1,9 +1,9 @@
-"""shared/filters.py: OpenCV for small radii gives what Pillow gives, to within what no one can see."""
+"""imaging/transforms/filters.py: OpenCV for small radii gives what Pillow gives, to within what no one can see."""
 import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from shared import filters
+from imaging.transforms import filters
 
 MODES = ("L", "RGB", "La", "RGBa")
 

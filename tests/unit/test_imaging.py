@@ -4,7 +4,8 @@ import subprocess
 import pytest
 from PIL import Image, ImageFile
 
-from shared import errors, imaging
+from imaging import decoding, formats
+from shared import errors
 
 MAX_PIXELS = 50_000_000  # the contract's default
 
@@ -15,13 +16,13 @@ OUTCOME_ERRORS = {"too_large": errors.TooLarge, "unsupported": errors.Unsupporte
 
 def test_every_corpus_file_gets_its_expected_outcome(corpus_dir, corpus_entry):
     if corpus_entry.outcome == "accept":
-        info = imaging.inspect_image(corpus_entry.path, MAX_PIXELS)
-        assert info["format"] in imaging.FORMATS
-        assert info["mime_type"] == imaging.MIME_TYPES[info["format"]]
+        info = decoding.inspect_image(corpus_entry.path, MAX_PIXELS)
+        assert info["format"] in formats.FORMATS
+        assert info["mime_type"] == formats.MIME_TYPES[info["format"]]
         assert info["width"] > 0 and info["height"] > 0
     else:
         with pytest.raises(OUTCOME_ERRORS[corpus_entry.outcome]):
-            imaging.inspect_image(corpus_entry.path, MAX_PIXELS)
+            decoding.inspect_image(corpus_entry.path, MAX_PIXELS)
 
 
 def test_the_index_lists_every_corpus_file(corpus_dir, all_corpus_entries):
@@ -43,12 +44,12 @@ def test_the_index_lists_every_corpus_file(corpus_dir, all_corpus_entries):
     ],
 )
 def test_the_reported_size_is_the_upright_one(good_image, name, size):
-    info = imaging.inspect_image(good_image(name), MAX_PIXELS)
+    info = decoding.inspect_image(good_image(name), MAX_PIXELS)
     assert (info["width"], info["height"]) == size
 
 
 def test_an_mpo_is_a_jpeg(good_image):
-    assert imaging.inspect_image(good_image("sugarshack.mpo"), MAX_PIXELS) == {
+    assert decoding.inspect_image(good_image("sugarshack.mpo"), MAX_PIXELS) == {
         "width": 640,
         "height": 480,
         "format": "jpeg",
@@ -58,9 +59,9 @@ def test_an_mpo_is_a_jpeg(good_image):
 
 def test_the_pixel_limit_applies_to_the_header(good_image):
     path = good_image("hopper.jpg")  # 128 x 128
-    assert imaging.inspect_image(path, 128 * 128)["width"] == 128
+    assert decoding.inspect_image(path, 128 * 128)["width"] == 128
     with pytest.raises(errors.TooLarge) as raised:
-        imaging.inspect_image(path, 128 * 128 - 1)
+        decoding.inspect_image(path, 128 * 128 - 1)
     assert raised.value.details == {"width": 128, "height": 128, "max_pixels": 128 * 128 - 1}
 
 
@@ -68,7 +69,7 @@ def test_a_large_image_is_refused_before_it_is_decoded(make_image, monkeypatch):
     path = make_image(Image.new("1", (8000, 8000)), "png")  # 64 Mpx, a few KB on disk
     monkeypatch.setattr(ImageFile.ImageFile, "load", _must_not_decode)
     with pytest.raises(errors.TooLarge):
-        imaging.inspect_image(path, MAX_PIXELS)
+        decoding.inspect_image(path, MAX_PIXELS)
 
 
 def _must_not_decode(self):
@@ -78,16 +79,16 @@ def _must_not_decode(self):
 def test_pillows_own_bomb_error_is_too_large(bad_image):
     # 4.3 Gpx GIF header: Pillow raises DecompressionBombError inside Image.open.
     with pytest.raises(errors.TooLarge):
-        imaging.inspect_image(bad_image("decompression_bomb.gif"), 10**12)
+        decoding.inspect_image(bad_image("decompression_bomb.gif"), 10**12)
 
 
 def test_header_size_reads_only_the_header(good_image, bad_image, monkeypatch):
     monkeypatch.setattr(ImageFile.ImageFile, "load", _must_not_decode)
-    assert imaging.header_size(good_image("Landscape_6.jpg")) == (1200, 1800)  # stored, not upright
+    assert decoding.header_size(good_image("Landscape_6.jpg")) == (1200, 1800)  # stored, not upright
     with pytest.raises(errors.UnsupportedMediaType):
-        imaging.header_size(bad_image("eps_zero_bb.eps"))
+        decoding.header_size(bad_image("eps_zero_bb.eps"))
     with pytest.raises(errors.TooLarge):
-        imaging.header_size(bad_image("bmp_b_reallybig.bmp"))
+        decoding.header_size(bad_image("bmp_b_reallybig.bmp"))
 
 
 @pytest.mark.parametrize(
@@ -99,13 +100,13 @@ def test_things_that_are_not_images_are_unsupported(tmp_path, content):
     path = tmp_path / "photo.jpg"
     path.write_bytes(content)
     with pytest.raises(errors.UnsupportedMediaType):
-        imaging.inspect_image(path, MAX_PIXELS)
+        decoding.inspect_image(path, MAX_PIXELS)
 
 
 def test_a_format_outside_the_allow_list_is_unsupported_whatever_its_name(make_image):
     path = make_image(Image.new("RGB", (8, 8)), "png", format="PCX")  # a valid PCX named .png
     with pytest.raises(errors.UnsupportedMediaType):
-        imaging.inspect_image(path, MAX_PIXELS)
+        decoding.inspect_image(path, MAX_PIXELS)
 
 
 def test_postscript_never_reaches_ghostscript(bad_image, monkeypatch):
@@ -113,7 +114,7 @@ def test_postscript_never_reaches_ghostscript(bad_image, monkeypatch):
     monkeypatch.setattr(subprocess, "Popen", lambda *args, **kwargs: started.append(args))
     monkeypatch.setattr(subprocess, "check_call", lambda *args, **kwargs: started.append(args))
     with pytest.raises(errors.UnsupportedMediaType):
-        imaging.inspect_image(bad_image("eps_zero_bb.eps"), MAX_PIXELS)
+        decoding.inspect_image(bad_image("eps_zero_bb.eps"), MAX_PIXELS)
     assert started == []
 
 
@@ -121,29 +122,29 @@ def test_a_truncated_file_is_refused_on_the_first_decode_error(bad_image):
     # Pillow returns these on a second load(); the first error must be final.
     for name in ("truncated_end_chunk.png", "broken_data_stream.png", "badadler.png", "truncated_jpeg.jpg"):
         with pytest.raises(errors.UnsupportedMediaType):
-            imaging.inspect_image(bad_image(name), MAX_PIXELS)
+            decoding.inspect_image(bad_image(name), MAX_PIXELS)
 
 
 def test_the_unidentified_reason_does_not_leak_the_server_path(bad_image):
     with pytest.raises(errors.UnsupportedMediaType) as raised:
-        imaging.inspect_image(bad_image("psd-oob-write-overflow.psd"), MAX_PIXELS)
+        decoding.inspect_image(bad_image("psd-oob-write-overflow.psd"), MAX_PIXELS)
     assert "corpus" not in str(raised.value.details)
 
 
 def test_a_missing_file_is_not_the_uploaders_fault(tmp_path):
     with pytest.raises(FileNotFoundError):
-        imaging.inspect_image(tmp_path / "nothing.jpg", MAX_PIXELS)
+        decoding.inspect_image(tmp_path / "nothing.jpg", MAX_PIXELS)
 
 
 def test_a_broken_exif_block_reads_as_upright(bad_image):
-    assert imaging.inspect_image(bad_image("hopper_bad_exif.jpg"), MAX_PIXELS)["width"] == 500
+    assert decoding.inspect_image(bad_image("hopper_bad_exif.jpg"), MAX_PIXELS)["width"] == 500
 
 
 def test_the_allow_list():
-    assert "MPO" not in imaging.ALLOWED_FORMATS  # Pillow has no MPO opener: naming it raises KeyError
-    assert set(imaging.ALLOWED_FORMATS) >= {"JPEG", "PNG", "WEBP", "GIF", "TIFF", "BMP"}
-    assert not {"EPS", "PSD", "DDS", "PDF", "SVG"} & set(imaging.ALLOWED_FORMATS)
-    assert imaging.FORMAT_NAMES["MPO"] == "jpeg"
+    assert "MPO" not in formats.ALLOWED_FORMATS  # Pillow has no MPO opener: naming it raises KeyError
+    assert set(formats.ALLOWED_FORMATS) >= {"JPEG", "PNG", "WEBP", "GIF", "TIFF", "BMP"}
+    assert not {"EPS", "PSD", "DDS", "PDF", "SVG"} & set(formats.ALLOWED_FORMATS)
+    assert formats.FORMAT_NAMES["MPO"] == "jpeg"
     assert not ImageFile.LOAD_TRUNCATED_IMAGES
 
 
@@ -159,10 +160,10 @@ def test_the_allow_list():
     ],
 )
 def test_mime_types_and_extensions(name, mime_type, extension):
-    assert (imaging.MIME_TYPES[name], imaging.EXTENSIONS[name]) == (mime_type, extension)
+    assert (formats.MIME_TYPES[name], formats.EXTENSIONS[name]) == (mime_type, extension)
 
 
 def test_avif_where_pillow_has_it():
-    assert ("avif" in imaging.FORMATS) == imaging.AVIF_AVAILABLE
-    if imaging.AVIF_AVAILABLE:
-        assert imaging.MIME_TYPES["avif"] == "image/avif"
+    assert ("avif" in formats.FORMATS) == formats.AVIF_AVAILABLE
+    if formats.AVIF_AVAILABLE:
+        assert formats.MIME_TYPES["avif"] == "image/avif"

@@ -9,7 +9,7 @@ from openapi_spec_validator import validate as validate_openapi
 
 from notification_service.service import NotificationService
 from process_service.service import ProcessService
-from shared import openapi
+from imaging import openapi
 from shared.http import MAPPED_ERRORS, WERKZEUG_CODES, HttpEntrypoint
 from upload_service.service import UploadService
 from user_service.service import UserService

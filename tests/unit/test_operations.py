@@ -4,8 +4,11 @@ import math
 import jsonschema
 import pytest
 
-from shared import errors, imaging
-from shared.operations import MAX_OPERATIONS, OPERATIONS, operations_json_schema, validate_operations
+from imaging import formats
+from imaging.operations import MAX_OPERATIONS, OPERATIONS
+from imaging.schema import operations_json_schema
+from imaging.validation import validate_operations
+from shared import errors
 
 VALID = [
     ({"type": "resize", "width": 300}, {"type": "resize", "width": 300, "fit": "contain"}),
@@ -183,8 +186,8 @@ def test_the_input_is_not_modified():
 
 def test_avif_is_offered_exactly_when_pillow_can_encode_it():
     offered = [param.choices for param in OPERATIONS["convert"].params][0]
-    assert ("avif" in offered) == imaging.AVIF_AVAILABLE
-    assert set(offered) <= set(imaging.FORMATS)
+    assert ("avif" in offered) == formats.AVIF_AVAILABLE
+    assert set(offered) <= set(formats.FORMATS)
 
 
 # -- the schema ------------------------------------------------------------------------------------

@@ -7,16 +7,18 @@ import stat
 import pytest
 from PIL import Image, ImageFilter, ImageOps, ImageStat, JpegImagePlugin, PngImagePlugin, TiffImagePlugin
 
-from process_service import pipeline
-from process_service.pipeline import PipelineError, process_image
-from shared import errors, filters, imaging
-from shared.operations import validate_operations
+from imaging import encoding
+from imaging.pipeline import PipelineError, process_image
+from imaging import decoding, formats
+from imaging.transforms import filters
+from shared import errors
+from imaging.validation import validate_operations
 
 MAX_PIXELS = 50_000_000
 # Pillow warns about the hostile files (bad TIFF tags, corrupt EXIF, invalid APNG): expected here.
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:PIL")
 
-OUTPUT_FORMATS = imaging.CONVERT_FORMATS
+OUTPUT_FORMATS = formats.CONVERT_FORMATS
 PRIVATE_MARKERS = (b"Exif\x00\x00", b"http://ns.adobe.com/xap/1.0/", b"<x:xmpmeta", b"GPSInfo", b"secret")
 
 
@@ -61,15 +63,15 @@ def mean_value(image):
 
 def test_every_accepted_corpus_file_resizes_upright_without_metadata(corpus_dir, accepted_corpus_entry, out_stem):
     corpus_entry = accepted_corpus_entry
-    info = imaging.inspect_image(corpus_entry.path, MAX_PIXELS)
+    info = decoding.inspect_image(corpus_entry.path, MAX_PIXELS)
     result, output = run(corpus_entry.path, [{"type": "resize", "width": 64}], out_stem)
 
     expected_size = (64, max(1, round(info["height"] * 64 / info["width"])))
     assert (result["width"], result["height"]) == output.size == expected_size
     assert result["format"] == info["format"]  # no convert: the input's format (an MPO is a JPEG)
-    assert output.format == imaging.FORMATS[result["format"]].pillow
-    assert result["path"] == f"{out_stem}.{imaging.EXTENSIONS[result['format']]}"
-    assert result["mime_type"] == imaging.MIME_TYPES[result["format"]]
+    assert output.format == formats.FORMATS[result["format"]].pillow
+    assert result["path"] == f"{out_stem}.{formats.EXTENSIONS[result['format']]}"
+    assert result["mime_type"] == formats.MIME_TYPES[result["format"]]
     assert result["size_bytes"] == os.path.getsize(result["path"]) > 0
     assert_no_private_metadata(result["path"])
     with Image.open(corpus_entry.path) as source:
@@ -84,7 +86,7 @@ def test_every_accepted_corpus_file_converts_to_every_format(
 ):
     operations = [{"type": "resize", "width": 48}, {"type": "convert", "format": output_format}]
     result, output = run(accepted_corpus_entry.path, operations, out_stem)
-    assert output.format == imaging.FORMATS[output_format].pillow
+    assert output.format == formats.FORMATS[output_format].pillow
     assert output.size == (result["width"], result["height"])
     if output_format == "jpeg":
         assert output.mode in ("L", "RGB")
@@ -109,12 +111,12 @@ def test_a_transposed_portrait_comes_out_upright(good_image, out_stem):
     "name", ["exif_imagemagick_orientation.png", "hopper_orientation_6.webp", "avif_rot1mir1.avif"]
 )
 def test_exif_orientation_is_applied_for_every_format(good_image, out_stem, mean_abs_diff, name):
-    if name.endswith(".avif") and not imaging.AVIF_AVAILABLE:
+    if name.endswith(".avif") and not formats.AVIF_AVAILABLE:
         pytest.skip("no AVIF in this Pillow")
     _, output = run(good_image(name), [{"type": "convert", "format": "png"}], out_stem)
     with Image.open(good_image(name)) as source:
         upright = ImageOps.exif_transpose(source)
-        assert source.getexif().get(imaging.ORIENTATION_TAG) not in (None, 1)
+        assert source.getexif().get(decoding.ORIENTATION_TAG) not in (None, 1)
     assert mean_abs_diff(output, upright) < 1
 
 
@@ -132,7 +134,7 @@ def test_gps_is_stripped(bad_image, out_stem):
 @pytest.mark.parametrize("name", ["transparent.png", "transparent.webp", "avif_transparency.avif", "rgb-alpha-16.png"])
 @pytest.mark.parametrize("output_format", ["png", "webp", "avif", "tiff"])
 def test_alpha_is_kept_where_the_format_has_it(good_image, out_stem, name, output_format):
-    if "avif" in (output_format, name[-4:]) and not imaging.AVIF_AVAILABLE:
+    if "avif" in (output_format, name[-4:]) and not formats.AVIF_AVAILABLE:
         pytest.skip("no AVIF in this Pillow")
     _, output = run(good_image(name), [{"type": "convert", "format": output_format}], out_stem)
     assert output.mode == "RGBA"
@@ -478,9 +480,9 @@ def test_a_long_watermark_is_fitted_inside_a_small_image(make_image, out_stem):
 @pytest.mark.parametrize("output_format", OUTPUT_FORMATS)
 def test_convert_writes_the_format(good_image, out_stem, output_format):
     result, output = run(good_image("hopper.png"), [{"type": "convert", "format": output_format}], out_stem)
-    assert output.format == imaging.FORMATS[output_format].pillow
+    assert output.format == formats.FORMATS[output_format].pillow
     assert result["format"] == output_format
-    assert result["path"].endswith("." + imaging.EXTENSIONS[output_format])
+    assert result["path"].endswith("." + formats.EXTENSIONS[output_format])
 
 
 def test_the_last_convert_wins(good_image, out_stem):
@@ -490,7 +492,7 @@ def test_the_last_convert_wins(good_image, out_stem):
 
 @pytest.mark.parametrize("output_format", ["jpeg", "webp", "avif"])
 def test_compress_trades_quality_for_size(good_image, out_stem, output_format):
-    if output_format == "avif" and not imaging.AVIF_AVAILABLE:
+    if output_format == "avif" and not formats.AVIF_AVAILABLE:
         pytest.skip("no AVIF in this Pillow")
     sizes = [
         run(
@@ -511,7 +513,7 @@ def test_compress_on_png_stays_lossless(good_image, out_stem, mean_abs_diff):
 
 
 def test_default_quality_per_format(good_image, out_stem):
-    assert pipeline.DEFAULT_QUALITY == {"jpeg": 85, "webp": 80, "avif": 60}
+    assert encoding.DEFAULT_QUALITY == {"jpeg": 85, "webp": 80, "avif": 60}
 
 
 # -- JPEG draft -----------------------------------------------------------------------------------
@@ -660,7 +662,7 @@ def test_the_output_is_written_under_a_partial_name_that_upload_service_can_clea
         renames.append((os.path.basename(source), os.path.basename(target)))
         return real_replace(source, target)
 
-    monkeypatch.setattr(pipeline.os, "replace", replace)
+    monkeypatch.setattr(encoding.os, "replace", replace)
     run(good_image("hopper.jpg"), [], out_stem)
     [(partial, final)] = renames
     assert final == "result.jpg" and re.fullmatch(r"\.result\.[0-9a-f]{32}\.part", partial), partial
@@ -669,7 +671,7 @@ def test_the_output_is_written_under_a_partial_name_that_upload_service_can_clea
         os.unlink(source)
         return real_replace(source, target)
 
-    monkeypatch.setattr(pipeline.os, "replace", cleared_before_the_rename)
+    monkeypatch.setattr(encoding.os, "replace", cleared_before_the_rename)
     with pytest.raises(errors.ServiceUnavailable):
         run(good_image("hopper.png"), [], out_stem)
     assert os.listdir(os.path.dirname(out_stem)) == ["result.jpg"]
@@ -691,7 +693,7 @@ def test_every_mode_reaches_every_format(make_image, quadrants, out_stem, mode, 
     operations = [{"type": "resize", "width": 16}, {"type": "convert", "format": output_format}]
     result, output = run(path, operations, out_stem)
     assert output.size == (16, 12)
-    assert output.format == imaging.FORMATS[output_format].pillow
+    assert output.format == formats.FORMATS[output_format].pillow
 
 
 def test_the_pipeline_runs_in_parallel_threads(good_image, tmp_path):

@@ -4,7 +4,7 @@ import eventlet
 from eventlet import tpool
 from PIL import Image
 
-from process_service.pipeline import process_image
+from imaging.pipeline import process_image
 
 OPERATIONS = [{"type": "resize", "width": 32, "fit": "contain"}, {"type": "blur", "radius": 1}]
 

@@ -6,7 +6,7 @@ import struct
 import pytest
 from PIL import Image, ImageDraw
 
-from process_service.png import fast_png
+from imaging.png import fast_png
 
 
 def picture(mode, size=(97, 61)):

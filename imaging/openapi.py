@@ -1,8 +1,8 @@
 """Keeps the parts of openapi.yaml that code declares equal to the code: `components.schemas.Operations`
-(shared/operations.py) and the image error codes of `components.schemas.ImageError` (shared/failures.py).
+(imaging/schema.py) and the image error codes of `components.schemas.ImageError` (imaging/failures.py).
 
-    python -m shared.openapi            rewrite openapi.yaml with the generated schema
-    python -m shared.openapi --check    exit 1 (and say so) when openapi.yaml is out of date
+    python -m imaging.openapi            rewrite openapi.yaml with the generated schema
+    python -m imaging.openapi --check    exit 1 (and say so) when openapi.yaml is out of date
 
 The rest of the document is kept as it is, but the file is re-serialised by PyYAML: comments are
 not preserved, so openapi.yaml must not rely on any.
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import yaml
 
-from shared.failures import ImageFailure
-from shared.operations import operations_json_schema
+from imaging.failures import ImageFailure
+from imaging.schema import operations_json_schema
 
 OPENAPI_FILE = Path(__file__).resolve().parent.parent / "openapi.yaml"
 
@@ -85,7 +85,7 @@ def updated_document(document):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m shared.openapi", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m imaging.openapi", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if the file is out of date; change nothing")
     parser.add_argument("--file", type=Path, default=OPENAPI_FILE, help="the OpenAPI document (default: %(default)s)")
     args = parser.parse_args(argv)
@@ -96,7 +96,7 @@ def main(argv=None):
         if not stale:
             print(f"{args.file}: up to date")
             return 0
-        print(f"{args.file}: components.schemas {', '.join(stale)} out of date; run `python -m shared.openapi`",
+        print(f"{args.file}: components.schemas {', '.join(stale)} out of date; run `python -m imaging.openapi`",
               file=sys.stderr)
         return 1
     text = dump_document(updated_document(document))

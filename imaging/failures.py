@@ -1,20 +1,10 @@
-"""The failure vocabulary, defined once.
+"""Why an image failed: the `error.code` of a `failed` image in the contract, defined once.
 
-- `ImageFailure`: why an image failed, the `error.code` of a `failed` image in the contract (its
-  description is what openapi.yaml says of it; `python -m shared.openapi` writes the enum there),
-  and whether uploading the same image again later may succeed (`retryable`).
-- Transient errors: a server away or restarting (`SERVER_AWAY_ERRORS`) or saturated
-  (`OVERLOAD_ERRORS`). `TRANSIENT_ERRORS` is both, plus another service saying it is unavailable:
-  a handler retries these later (shared/delivery.py), an HTTP entrypoint answers them with 503 and
-  `Retry-After` (shared/http.py), the database helpers retry them (shared/db.py).
+Each code has its description (what openapi.yaml says of it; `python -m imaging.openapi` writes the
+enum there) and whether uploading the same image again later may succeed (`retryable`).
+`PipelineError` is an image failing with one of them.
 """
 import enum
-
-import kombu.exceptions
-import redis.exceptions
-import sqlalchemy.exc
-
-from shared import errors
 
 
 class ImageFailure(enum.StrEnum):
@@ -58,23 +48,15 @@ _RETRYABLE = frozenset({
     ImageFailure.PROCESSING_TIMEOUT,
 })
 
-# A server this service needs is down or restarting: PostgreSQL, the broker, Redis, a peer's socket.
-DATABASE_AWAY_ERRORS = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
-SERVER_AWAY_ERRORS = (
-    *DATABASE_AWAY_ERRORS,
-    kombu.exceptions.OperationalError,
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    ConnectionError,
-    TimeoutError,
-)
-# Saturated, not a bug: every pooled database connection stayed busy longer than the pool waits.
-OVERLOAD_ERRORS = (sqlalchemy.exc.TimeoutError,)
-# The database cannot serve now, away or saturated.
-DATABASE_UNAVAILABLE_ERRORS = (*DATABASE_AWAY_ERRORS, *OVERLOAD_ERRORS)
 
-TRANSIENT_ERRORS = (*SERVER_AWAY_ERRORS, *OVERLOAD_ERRORS, errors.ServiceUnavailable)
+class PipelineError(Exception):
+    """The image cannot be processed; `code` is an ImageFailure."""
 
+    def __init__(self, code, message):
+        code = ImageFailure(code)  # a code outside the contract's vocabulary is a bug: ValueError
+        super().__init__(code, message)
+        self.code = code
+        self.message = message
 
-def is_transient(exc):
-    return isinstance(exc, TRANSIENT_ERRORS)
+    def __str__(self):
+        return f"{self.code}: {self.message}"

@@ -1,0 +1,157 @@
+"""One image through its operations: one decode, the steps in order, one encode.
+
+Plain synchronous, CPU-bound code without global state: the service runs it in a native thread
+(Pillow releases the GIL while it decodes, resamples and encodes). Every failure is a
+`PipelineError` with a stable code of the contract; no exception of Pillow's escapes.
+
+What the output is:
+- The first frame (GIF, APNG, animated WebP, MPO) or first page (TIFF) of the input, upright for its
+  EXIF orientation, in a working mode (imaging/modes.py), then each operation in order
+  (imaging/transforms/).
+- The format is that of the last `convert`, else the input's (an MPO stays a JPEG), encoded once
+  (imaging/encoding.py): no metadata but a fitting ICC profile, written atomically.
+"""
+import contextlib
+import time
+
+from imaging import decoding
+from imaging.encoding import encode
+from imaging.failures import ImageFailure, PipelineError
+from imaging.formats import FORMAT_NAMES, FORMATS
+from imaging.modes import to_working_mode
+from imaging.transforms import TRANSFORMS, Context, OperationError
+from imaging.validation import validate_operations
+from shared import errors
+
+__all__ = ["PipelineError", "process_image"]
+
+
+def process_image(src_path, operations, dst_path_stem, max_pixels, timings=None):
+    """Processes `src_path` with `operations` (as `validate_operations` returns them); returns the
+    output's `{"path", "width", "height", "format", "mime_type", "size_bytes"}`.
+
+    `timings`, when given, is a list that receives `(step, output format, start ns, end ns)` per
+    step. This runs in a native thread: it records plain data only, and the caller turns it into
+    spans and metrics back in its greenlet (the tracing and metrics libraries take locks that
+    eventlet has patched, which must not be contended from a native thread)."""
+    timings = timings if timings is not None else []
+    operations = _validated(operations)
+    with _opened(src_path, max_pixels) as source:
+        output_format = _output_format(source, operations)
+        with _timed(timings, "decode", output_format):
+            image, operations = _decode_upright(source, operations)
+        icc_profile = source.info.get("icc_profile") or None
+    image, icc_profile = to_working_mode(image, icc_profile)
+    context = Context(output_format=output_format)
+    for step in operations:
+        with _timed(timings, step["type"], output_format):
+            image = _apply(image, step, context, max_pixels)
+    with _timed(timings, "encode", output_format):
+        return encode(image, output_format, _quality(operations), icc_profile, dst_path_stem)
+
+
+@contextlib.contextmanager
+def _timed(timings, step_name, output_format):
+    started = time.time_ns()
+    try:
+        yield
+    finally:
+        timings.append((step_name, output_format.name, started, time.time_ns()))
+
+
+def _validated(operations):
+    # Validated at upload already; checked again (it is cheap and idempotent) because this worker
+    # trusts no message blindly: a malformed one fails the image instead of raising KeyError.
+    try:
+        limit = len(operations) if isinstance(operations, list) else 0  # the limit was the upload's to check
+        return validate_operations(operations, max_operations=limit)
+    except errors.InvalidOperations as exc:
+        raise PipelineError(ImageFailure.INVALID_OPERATIONS, exc.message) from exc
+
+
+def _output_format(source, operations):
+    converts = [step["format"] for step in operations if step["type"] == "convert"]
+    return FORMATS[converts[-1] if converts else FORMAT_NAMES[source.format]]
+
+
+def _quality(operations):
+    qualities = [step["quality"] for step in operations if step["type"] == "compress"]
+    return qualities[-1] if qualities else None
+
+
+# -- decoding -------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _decode_errors_failing_the_image():
+    try:
+        yield
+    except errors.TooLarge as exc:
+        raise PipelineError(ImageFailure.TOO_LARGE, exc.message) from exc
+    except errors.UnsupportedMediaType as exc:
+        raise PipelineError(ImageFailure.DECODE_ERROR, f"The original cannot be decoded ({exc.details.get('reason')})") from exc
+
+
+@contextlib.contextmanager
+def _opened(src_path, max_pixels):
+    with _decode_errors_failing_the_image(), decoding.open_image(src_path, max_pixels) as source:
+        yield source
+
+
+def _decode_upright(source, operations):
+    """The decoded first frame, upright, and the operations left to apply."""
+    if FORMAT_NAMES[source.format] == "jpeg":
+        orientation = decoding.exif_orientation(source)  # a JPEG's EXIF is read at open: nothing decodes here
+        operations = _shrink_in_decoder(source, operations, orientation)
+        _decode(source)
+    else:
+        _decode(source)
+        orientation = decoding.exif_orientation(source)  # after decoding: see decoding.exif_orientation
+    return decoding.upright(source, orientation), operations
+
+
+def _decode(source):
+    with _decode_errors_failing_the_image():
+        decoding.decode(source)
+
+
+def _shrink_in_decoder(source, operations, orientation):
+    """When the first step can start from a smaller image (a shrinking resize), lets libjpeg decode
+    at 1/2, 1/4 or 1/8 scale (DCT scaling, nearly free), at the smallest scale still large enough."""
+    first = TRANSFORMS[operations[0]["type"]] if operations else None
+    if first is None or first.shrink_on_load is None:
+        return operations
+    plan = first.shrink_on_load(decoding.oriented_size(source.size, orientation), operations[0])
+    if plan is None:
+        return operations
+    needed, first_step = plan
+    if decoding.swaps_axes(orientation):
+        needed = needed[1], needed[0]
+    try:
+        source.draft(None, needed)
+    except Exception:  # noqa: BLE001 - a shortcut only: without it the full-size decode still works
+        return operations
+    return [first_step, *operations[1:]]
+
+
+# -- the steps ------------------------------------------------------------------------------------
+
+
+def _apply(image, step, context, max_pixels):
+    transform = TRANSFORMS[step["type"]]
+    try:
+        width, height = transform.output_size(image.size, step)
+    except OperationError as exc:
+        raise PipelineError(exc.code, exc.message) from exc
+    if width * height > max_pixels:
+        raise PipelineError(
+            ImageFailure.TOO_LARGE, f"{step['type']} would make a {width}x{height} image, over the limit of {max_pixels} pixels"
+        )
+    try:
+        return transform.apply(image, step, context)
+    except OperationError as exc:
+        raise PipelineError(exc.code, exc.message) from exc
+    except MemoryError as exc:
+        raise PipelineError(ImageFailure.TOO_LARGE, f"Not enough memory for {step['type']}") from exc
+    except Exception as exc:  # noqa: BLE001 - Pillow's errors must not escape
+        raise PipelineError(ImageFailure.PROCESSING_ERROR, f"{step['type']} failed: {type(exc).__name__}") from exc
