@@ -4,9 +4,8 @@ import uuid
 from dataclasses import dataclass
 
 import redis
-from nameko.extensions import DependencyProvider
 
-from shared.settings import setting
+from shared.redis_client import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +71,6 @@ class SentLog:
             log.warning("sent-mail log unavailable: %s (the claim lapses by itself)", exc)
 
 
-class SentMail(DependencyProvider):
-    def setup(self):
-        client = redis.Redis.from_url(
-            setting(self.container.config, "REDIS_URL"), socket_timeout=1, socket_connect_timeout=1, decode_responses=True
-        )
-        self.log = SentLog(client)
-
-    def get_dependency(self, worker_ctx):
-        return self.log
+class SentMail(RedisClient):
+    def wrap(self, client):
+        return SentLog(client)

@@ -9,13 +9,12 @@ import json
 import logging
 
 import jwt
-import redis
 from cryptography.hazmat.primitives import serialization
 from nameko.extensions import DependencyProvider
 from nameko.exceptions import UnknownService
 from nameko.rpc import ReplyListener
 
-from shared import errors
+from shared import errors, redis_client
 from shared.config import resolve_path
 from shared.revocation import RevocationCache
 from shared.settings import setting
@@ -112,12 +111,8 @@ class Auth(DependencyProvider):
             issuer=setting(config, "JWT_ISSUER"),
             audience=setting(config, "JWT_AUDIENCE"),
         )
-        # Bounded: every request checks, and redis-py's default pool would open up to 100.
-        pool = redis.BlockingConnectionPool.from_url(
-            setting(config, "REDIS_URL"), max_connections=10, timeout=5,
-            socket_timeout=1, socket_connect_timeout=1, decode_responses=True,
-        )
-        self.revocations = RevocationCache(redis.Redis(connection_pool=pool))
+        # Not a RedisClient provider of its own: the mirror is one input of this one (see shared.redis_client).
+        self.revocations = RevocationCache(redis_client.connect(setting(config, "REDIS_URL")))
         self.rpc_timeout = setting(config, "RPC_TIMEOUT_SECONDS")
 
     def get_dependency(self, worker_ctx):

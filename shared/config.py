@@ -22,18 +22,6 @@ def load_config(path=None):
         return yaml.safe_load(config_file)
 
 
-def database_url(config, service_key):
-    """A service's own database URL (`USER_DATABASE_URL`, ...) or else the shared `DATABASE_URL`."""
-    from shared.settings import setting  # shared.settings reads REPO_ROOT from here
-
-    url = setting(config, service_key) or setting(config, "DATABASE_URL")
-    # SQLAlchemy 2 needs the driver named; accept the plain form users copy from elsewhere.
-    for plain in ("postgresql://", "postgres://"):
-        if url.startswith(plain):
-            return "postgresql+psycopg2://" + url[len(plain):]
-    return url
-
-
 def resolve_path(value):
     """Relative paths in the configuration are relative to the repository root, not the cwd."""
     path = Path(value)

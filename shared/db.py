@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.orm import sessionmaker
 from nameko_sqlalchemy.database import Session
 
-from shared.config import database_url
+from shared.settings import database_url
 
 log = logging.getLogger(__name__)
 

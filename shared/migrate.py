@@ -9,7 +9,8 @@ from alembic import command, context
 from alembic.config import Config
 from sqlalchemy import pool
 
-from shared.config import REPO_ROOT, database_url, load_config
+from shared.config import REPO_ROOT, load_config
+from shared.settings import database_url
 
 # service folder -> the configuration key of its own database URL
 MIGRATED_SERVICES = {

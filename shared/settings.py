@@ -127,6 +127,16 @@ def setting(config, name):
     return declared.parse(config.get(declared.config_key))
 
 
+def database_url(config, service_key):
+    """A service's own database URL (`USER_DATABASE_URL`, ...) or else the shared `DATABASE_URL`."""
+    url = setting(config, service_key) or setting(config, "DATABASE_URL")
+    # SQLAlchemy 2 needs the driver named; accept the plain form users copy from elsewhere.
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg2://" + url[len(plain):]
+    return url
+
+
 # -- config.yaml ------------------------------------------------------------------------------------
 
 HEADER = """\

@@ -1,9 +1,9 @@
 """upload_service's DependencyProviders: storage on disk, status in Redis, limits from config."""
-import redis
 from eventlet.semaphore import Semaphore
 from nameko.extensions import DependencyProvider
 
 from imaging.budget import PixelBudget
+from shared.redis_client import RedisClient, connect
 from shared.settings import setting
 from upload_service.status import StatusCache, StatusNotifier
 from upload_service.storage import Storage
@@ -23,21 +23,18 @@ class ImageStorage(DependencyProvider):
         return self.storage
 
 
-class ImageStatus(DependencyProvider):
+class ImageStatus(RedisClient):
     """The status cache for workers, and the process's one subscription for long-poll wake-ups."""
 
-    def setup(self):
-        url = setting(self.container.config, "REDIS_URL")
-        options = {"decode_responses": True, "socket_connect_timeout": 1, "health_check_interval": 10}
-        # A bounded pool: a thousand long-polls checking at once wait briefly for a connection
-        # instead of opening a thousand.
-        pool = redis.BlockingConnectionPool.from_url(
-            url, max_connections=REDIS_POOL_SIZE, timeout=2, socket_timeout=1, **options
-        )
-        self.client = redis.Redis(connection_pool=pool)
+    def __init__(self):
+        # A thousand long-polls checking at once wait up to 2 s for one of 20 connections.
+        super().__init__(max_connections=REDIS_POOL_SIZE, pool_timeout=2)
+
+    def wrap(self, client):
+        self.cache = StatusCache(client)
         # The subscriber blocks on reads between messages: no read timeout there.
-        self.notifier = StatusNotifier(redis.Redis.from_url(url, **options))
-        self.cache = StatusCache(self.client)
+        self.notifier = StatusNotifier(connect(self.redis_uri, max_connections=2, socket_timeout=None))
+        return self
 
     def start(self):
         self._subscriber = self.container.spawn_managed_thread(self.notifier.run, identifier="status_subscriber")
@@ -45,12 +42,11 @@ class ImageStatus(DependencyProvider):
     def stop(self):
         self.notifier.stop()
         self._subscriber.kill()
+        super().stop()
 
     def kill(self):
         self.notifier.stop()
-
-    def get_dependency(self, worker_ctx):
-        return self
+        super().kill()
 
 
 class Limits(DependencyProvider):

@@ -5,6 +5,7 @@ import time
 import redis
 from nameko.extensions import DependencyProvider
 
+from shared.redis_client import RedisClient
 from shared.revocation import RevocationCache
 from shared.settings import setting
 from user_service.passwords import DummyHash
@@ -38,21 +39,15 @@ class PasswordPolicy(DependencyProvider):
         return self
 
 
-class LoginThrottle(DependencyProvider):
-    """Counts failed logins per account in Redis. After `LOGIN_MAX_FAILURES` within
-    `LOGIN_LOCK_SECONDS` the account answers 429 until the window ends, so the lock always expires
-    and cannot shut a user out for good. Redis being away disables throttling, never logins."""
+class LoginThrottle:
+    """Counts failed logins per account in Redis. After `max_failures` within `window` seconds the
+    account answers 429 until the window ends, so the lock always expires and cannot shut a user out
+    for good. Redis being away disables throttling, never logins."""
 
-    def setup(self):
-        config = self.container.config
-        self.max_failures = setting(config, "LOGIN_MAX_FAILURES")
-        self.window = setting(config, "LOGIN_LOCK_SECONDS")
-        self.client = redis.Redis.from_url(
-            setting(config, "REDIS_URL"), socket_timeout=1, socket_connect_timeout=1, decode_responses=True
-        )
-
-    def get_dependency(self, worker_ctx):
-        return self
+    def __init__(self, client, max_failures, window):
+        self.client = client
+        self.max_failures = max_failures
+        self.window = window
 
     @staticmethod
     def _key(email):
@@ -84,17 +79,19 @@ class LoginThrottle(DependencyProvider):
         self.client.ping()
 
 
-class Revocations(DependencyProvider):
+class LoginFailures(RedisClient):
+    """The login throttle over Redis, with `LOGIN_MAX_FAILURES` and `LOGIN_LOCK_SECONDS`."""
+
+    def wrap(self, client):
+        config = self.container.config
+        return LoginThrottle(client, setting(config, "LOGIN_MAX_FAILURES"), setting(config, "LOGIN_LOCK_SECONDS"))
+
+
+class Revocations(RedisClient):
     """The Redis mirror of revoked tokens, which this service writes (see shared.revocation)."""
 
-    def setup(self):
-        client = redis.Redis.from_url(
-            setting(self.container.config, "REDIS_URL"), socket_timeout=1, socket_connect_timeout=1, decode_responses=True
-        )
-        self.cache = RevocationCache(client)
-
-    def get_dependency(self, worker_ctx):
-        return self.cache
+    def wrap(self, client):
+        return RevocationCache(client)
 
 
 class SuiteHealth(DependencyProvider):

@@ -22,7 +22,7 @@ from shared.revocation import is_revoked
 from shared.settings import setting
 from shared.tracing import TracedEventDispatcher, TracedRpcProxy
 from shared.validation import load, load_json
-from user_service.dependencies import LoginThrottle, PasswordPolicy, Revocations, SuiteHealth, Tokens
+from user_service.dependencies import LoginFailures, PasswordPolicy, Revocations, SuiteHealth, Tokens
 from user_service.models import Base, OutboxEvent, RevokedToken, User
 from user_service.passwords import hash_password, hashing_slot, verify_in_slot, verify_password
 from user_service.schemas import LoginSchema, PasswordChangeSchema, SignupSchema, UserIdSchema
@@ -42,7 +42,7 @@ class UserService(Service):
     revocations = Revocations()
     tokens = Tokens()
     passwords = PasswordPolicy()
-    throttle = LoginThrottle()
+    throttle = LoginFailures()
     suite = SuiteHealth()
     dispatch = TracedEventDispatcher()
     upload_service = TracedRpcProxy("upload_service", timeout=3)

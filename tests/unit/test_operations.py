@@ -9,6 +9,7 @@ from imaging.operations import MAX_OPERATIONS, OPERATIONS
 from imaging.schema import operations_json_schema
 from imaging.validation import validate_operations
 from shared import errors
+from shared.config import REPO_ROOT
 
 VALID = [
     ({"type": "resize", "width": 300}, {"type": "resize", "width": 300, "fit": "contain"}),
@@ -240,3 +241,14 @@ def test_what_validates_matches_the_schema(schema, operation, normalised):
 def test_what_is_refused_the_schema_refuses_too(schema, operation):
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate([operation], schema)
+
+
+def test_the_readmes_table_of_operations_lists_the_catalogue_with_each_field():
+    readme = (REPO_ROOT / "README.md").read_text()
+    table = readme[readme.index("| type | fields |"):]
+    table = table[: table.index("\n\n")]
+    rows = {row.split("|")[1].strip().strip("`"): row.split("|")[2] for row in table.splitlines()[2:]}
+    assert list(rows) == list(OPERATIONS)
+    for name, operation in OPERATIONS.items():
+        missing = [param.name for param in operation.params if f"`{param.name}`" not in rows[name]]
+        assert not missing, f"README's row for {name} does not name {missing}"
