@@ -200,18 +200,6 @@ def rss_bytes(pid):
     return None
 
 
-def children_of(pid):
-    """Direct children pids (from /proc/<pid>/task/*/children)."""
-    result = []
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            text = (task / "children").read_text().split()
-            result.extend(int(p) for p in text)
-    except OSError:
-        pass
-    return result
-
-
 def total_cpu_seconds():
     """(busy, total) jiffies-as-seconds of the whole machine, from /proc/stat."""
     parts = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]

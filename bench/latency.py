@@ -30,7 +30,7 @@ import sys
 import time
 
 from bench import client, images
-from bench.common import check, info, median, percentile, print_machine, print_table, save_results, summary_ms
+from bench.common import check, info, median, print_machine, print_table, save_results, summary_ms
 from bench.suite import STORAGE_DIR, Suite
 
 NAME = "latency"

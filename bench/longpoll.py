@@ -28,14 +28,13 @@ requests keep answering (every probe 200; their p99 is printed).
 import argparse
 import asyncio
 import datetime as dt
-import os
 import sys
 import threading
 import time
 import uuid
 
 from bench import client
-from bench.common import check, info, percentile, print_machine, print_stats_table, print_table, save_results, summary_ms
+from bench.common import check, info, print_machine, print_stats_table, print_table, save_results, summary_ms
 from bench.suite import REDIS_DB, SUITE_ENV, Suite, nameko_config, redis_clients, tcp_connections
 
 NAME = "longpoll"

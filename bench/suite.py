@@ -1,7 +1,7 @@
 """A private copy of the suite for the benchmarks: its own ports, database, vhost, Redis db, storage.
 
-    with Suite() as suite:          # scripts/server with the environment below; waits for
-        suite.gateway               # "Gateway ready"; stops it (SIGTERM to its honcho) on exit
+    with Suite() as suite:          # tests.support.launcher: scripts/server with the environment
+        suite.gateway               # below; waits for "Gateway ready"; stops it on exit
         suite.pids                  # {"user_service": pid, ..., "nginx": master pid}
         suite.log_records()         # every JSON log line of the services so far, parsed
 
@@ -9,23 +9,25 @@
 
 Each start begins from a clean state (`fresh=True`): the `bench` RabbitMQ vhost is deleted and made
 again, Redis db 12 is flushed, the `imageproc_bench` database is dropped (scripts/bootstrap creates
-it and runs the migrations) and /tmp/bench-storage and /tmp/bench-outbox are emptied. Nothing else
-is touched: the developer suite on 8080 and the tests (other vhosts, dbs 13/14) are left alone.
+it and runs the migrations) and the suite's folder (storage, mail outbox, nginx) is emptied.
+Nothing else is touched: the developer suite on 8080 and the tests (other vhosts, dbs 13/14) are
+left alone.
 """
+import contextlib
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from bench.common import REPO_ROOT, WORK_DIR
+from tests.support.launcher import LaunchedSuite, drop_database, reset_redis_db, reset_vhost, suite_environment
+from tests.support.processes import children_of, port_open
 
 GATEWAY_PORT = 18180
 SERVICE_PORTS = {
@@ -37,51 +39,23 @@ SERVICE_PORTS = {
 VHOST = "bench"
 REDIS_DB = 12
 DATABASE = "imageproc_bench"
-STORAGE_DIR = "/tmp/bench-storage"
-OUTBOX_DIR = "/tmp/bench-outbox"
+SUITE_FOLDER = Path("/tmp/bench-suite")
+STORAGE_DIR = str(SUITE_FOLDER / "storage")
 
 SUITE_ENV = {
-    "GATEWAY_PORT": str(GATEWAY_PORT),
-    "USER_SERVICE_PORT": str(SERVICE_PORTS["user_service"]),
-    "UPLOAD_SERVICE_PORT": str(SERVICE_PORTS["upload_service"]),
-    "PROCESS_SERVICE_PORT": str(SERVICE_PORTS["process_service"]),
-    "NOTIFICATION_SERVICE_PORT": str(SERVICE_PORTS["notification_service"]),
-    "NGINX_RUNTIME_DIR": "/tmp/bench-nginx",
-    "DATABASE_URL": f"postgresql+psycopg2://postgres@127.0.0.1:5432/{DATABASE}",
-    "AMQP_URI": f"pyamqp://guest:guest@127.0.0.1:5672/{VHOST}",
-    "REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
-    "STORAGE_DIR": STORAGE_DIR,
-    # Emails of the benchmark's images go here, not into the repository's var/outbox.
-    "MAIL_OUTBOX_DIR": OUTBOX_DIR,
-    "PUBLIC_BASE_URL": f"http://127.0.0.1:{GATEWAY_PORT}",
-    "GATEWAY_LOGIN_RATE": "60000r/m",
-    "GATEWAY_LOGIN_BURST": "10000",
-    "GATEWAY_SIGNUP_RATE": "60000r/m",
-    "GATEWAY_SIGNUP_BURST": "10000",
-    "PYTHONUNBUFFERED": "1",
+    key: value
+    for key, value in suite_environment(
+        SUITE_FOLDER,
+        ports={"gateway": GATEWAY_PORT, **SERVICE_PORTS},
+        DATABASE_URL=f"postgresql+psycopg2://postgres@127.0.0.1:5432/{DATABASE}",
+        AMQP_URI=f"pyamqp://guest:guest@127.0.0.1:5672/{VHOST}",
+        REDIS_URL=f"redis://127.0.0.1:6379/{REDIS_DB}",
+    ).items()
+    if os.environ.get(key) != value
 }
 PROCESS_CMD = [
     ".venv/bin/nameko", "run", "--config", "config.yaml", "process_service.service:ProcessService",
 ]
-
-_STARTED = re.compile(r"\s(\w+)\.\d+\s+started \(pid=(\d+)\)")
-_LINE = re.compile(r"^\S+ (\S+?)(?:\.\d+)?\s+\| (.*)$")
-
-
-def _program_pid(pid):
-    """The pid of the program itself when `pid` is a `/bin/sh -c` wrapper waiting for it."""
-    from bench.common import children_of
-
-    for _ in range(3):
-        try:
-            argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
-        except OSError:
-            return pid
-        children = children_of(pid)
-        if not argv0.endswith(b"sh") or len(children) != 1:
-            return pid
-        pid = children[0]
-    return pid
 
 
 def suite_env(**extra):
@@ -97,14 +71,6 @@ def nameko_config():
     return {"AMQP_URI": SUITE_ENV["AMQP_URI"]}
 
 
-def _port_open(port):
-    import socket
-
-    with socket.socket() as sock:
-        sock.settimeout(0.3)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
 def _http_ok(url, timeout=5):
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
@@ -114,133 +80,65 @@ def _http_ok(url, timeout=5):
 
 
 def reset_state(out=print):
-    """A clean vhost, Redis db, database and storage for the next start (only the suite's own)."""
-    run = lambda *cmd: subprocess.run(cmd, capture_output=True, text=True, timeout=60)  # noqa: E731
-    run("rabbitmqctl", "delete_vhost", VHOST)
-    result = run("rabbitmqctl", "add_vhost", VHOST)
-    if result.returncode != 0:
-        raise RuntimeError(f"rabbitmqctl add_vhost {VHOST} failed: {result.stderr.strip()}")
-    run("rabbitmqctl", "set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*")
-    run("redis-cli", "-n", str(REDIS_DB), "FLUSHDB")
-    import psycopg2
-
-    connection = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
-    connection.autocommit = True
-    with connection.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-    connection.close()
-    for folder in (STORAGE_DIR, OUTBOX_DIR):
-        shutil.rmtree(folder, ignore_errors=True)
-    out(f"suite: fresh vhost {VHOST}, redis db {REDIS_DB}, database {DATABASE}, {STORAGE_DIR}")
+    """A clean vhost, Redis db, database and folder for the next start (only the suite's own)."""
+    reset_vhost(VHOST)
+    reset_redis_db(SUITE_ENV["REDIS_URL"])
+    drop_database(DATABASE)
+    shutil.rmtree(SUITE_FOLDER, ignore_errors=True)
+    out(f"suite: fresh vhost {VHOST}, redis db {REDIS_DB}, database {DATABASE}, {SUITE_FOLDER}")
 
 
-class Suite:
+class Suite(LaunchedSuite):
     def __init__(self, fresh=True, out=print, ready_timeout=240):
+        WORK_DIR.mkdir(parents=True, exist_ok=True)
+        super().__init__(suite_env(), SUITE_FOLDER, log_path=WORK_DIR / f"suite-{time.strftime('%Y%m%d-%H%M%S')}.log")
         self.fresh = fresh
         self.out = out
         self.ready_timeout = ready_timeout
-        self.gateway = f"http://127.0.0.1:{GATEWAY_PORT}"
-        self.ports = dict(SERVICE_PORTS)
+        self.gateway = self.url
         self.pids = {}
-        self.proc = None
         self.extra = []  # extra process_service processes
-        WORK_DIR.mkdir(parents=True, exist_ok=True)
-        self.log_path = WORK_DIR / f"suite-{time.strftime('%Y%m%d-%H%M%S')}.log"
-        self._ready = threading.Event()
-        self._reader = None
+        self.extra_history = []
 
     # -- lifecycle --------------------------------------------------------------------------------
 
     def start(self):
         self._stop_leftover()
-        busy = [p for p in (GATEWAY_PORT, *SERVICE_PORTS.values()) if _port_open(p)]
+        busy = [port for port in self.ports.values() if port_open(port)]
         if busy:
             raise RuntimeError(f"ports {busy} are in use: another benchmark suite is running?")
         if self.fresh:
             reset_state(self.out)
         self.out(f"suite: starting scripts/server on {self.gateway} (log: {self.log_path})")
         started = time.monotonic()
-        self._log = open(self.log_path, "w", buffering=1)
-        self.proc = subprocess.Popen(
-            ["scripts/server"],
-            cwd=REPO_ROOT,
-            env=suite_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # its own process group: stopping it touches nothing else
-            text=True,
-            bufsize=1,
-        )
-        self._reader = threading.Thread(target=self._read_output, daemon=True)
-        self._reader.start()
-        deadline = time.monotonic() + self.ready_timeout
-        while not self._ready.wait(0.5):
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"scripts/server exited with {self.proc.returncode}; see {self.log_path}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the suite was not ready after {self.ready_timeout}s; see {self.log_path}")
-        # honcho prints "started (pid=...)" for each process; nginx's master is its child.
+        super().start(timeout=self.ready_timeout)
+        self.pids = super().pids()
         missing = [name for name in (*SERVICE_PORTS, "nginx") if name not in self.pids]
         if missing:
+            self.stop()
             raise RuntimeError(f"no pid seen for {missing}; see {self.log_path}")
-        # honcho runs each Procfile line through /bin/sh -c: the pid it prints may be that shell.
-        self.pids = {name: _program_pid(pid) for name, pid in self.pids.items()}
         self.out(f"suite: ready in {time.monotonic() - started:.1f}s; pids {self.pids}")
         return self
-
-    def _read_output(self):
-        for line in self.proc.stdout:
-            self._log.write(line)
-            match = _STARTED.search(line)
-            if match:
-                self.pids[match.group(1)] = int(match.group(2))
-            if line.startswith("Gateway ready"):
-                self._ready.set()
-        self._log.flush()
 
     def stop(self):
         for extra in list(self.extra):
             extra.stop()
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.out("suite: stopping")
-        try:
-            os.kill(self.proc.pid, signal.SIGTERM)  # honcho stops every process it started
-            self.proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-        except ProcessLookupError:
-            pass
-        if self._reader is not None:
-            self._reader.join(timeout=5)
-        self._log.close()
+        if self.running:
+            self.out("suite: stopping")
+            super().stop(timeout=40)
 
     def _stop_leftover(self):
         """A suite of an interrupted earlier benchmark run still holding the ports: stop it with
         scripts/stop, which only acts on the honcho recorded for GATEWAY_PORT=18180."""
         pid_file = REPO_ROOT / "var" / "run" / f"server-{GATEWAY_PORT}.pid"
-        if pid_file.exists() and _port_open(GATEWAY_PORT):
+        if pid_file.exists() and port_open(GATEWAY_PORT):
             self.out("suite: a benchmark suite from an earlier run is still up; stopping it")
             subprocess.run(["scripts/stop"], cwd=REPO_ROOT, env=suite_env(), timeout=60)
 
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
     # -- facts ------------------------------------------------------------------------------------
-
-    def service_url(self, name):
-        return f"http://127.0.0.1:{self.ports[name]}"
 
     def process_pids(self):
         """{name: pid} of the service processes, nginx's master and its workers."""
-        from bench.common import children_of
-
         pids = dict(self.pids)
         for index, child in enumerate(children_of(self.pids["nginx"])):
             pids[f"nginx worker {index + 1}"] = child
@@ -249,29 +147,12 @@ class Suite:
         return pids
 
     def log_records(self, since=None):
-        """Parsed JSON log lines: dicts with the service's fields plus `_proc` (honcho's name)."""
-        records = []
-        paths = [self.log_path] + [extra.log_path for extra in self.extra_history]
-        for path in paths:
-            try:
-                text = Path(path).read_text(errors="replace")
-            except OSError:
-                continue
-            for line in text.splitlines():
-                match = _LINE.match(line)
-                payload = match.group(2) if match else line
-                proc = match.group(1) if match else Path(path).stem
-                if not payload.startswith("{"):
-                    continue
-                try:
-                    record = json.loads(payload)
-                except ValueError:
-                    continue
-                record["_proc"] = proc
-                records.append(record)
+        """Parsed JSON log lines of the suite and of its extra process_services: dicts with the
+        service's fields plus `_proc` (honcho's name, or the extra's log file)."""
+        records = super().log_records()
+        for extra in self.extra_history:
+            records.extend(extra.log_records())
         return records
-
-    extra_history = []
 
     # -- extra process_service processes -----------------------------------------------------------
 
@@ -321,6 +202,14 @@ class ExtraProcessService:
             self.proc.kill()
             self.proc.wait(timeout=10)
         self._log.close()
+
+    def log_records(self):
+        records = []
+        for line in Path(self.log_path).read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                with contextlib.suppress(ValueError):
+                    records.append({**json.loads(line), "_proc": Path(self.log_path).stem})
+        return records
 
 
 # -- helpers the benchmarks share ---------------------------------------------------------------------
@@ -374,7 +263,7 @@ def main():
     suite.start()
     print(f"gateway {suite.gateway}; pids {suite.process_pids()}; Ctrl-C stops it")
     try:
-        while suite.proc.poll() is None:
+        while suite.running:
             time.sleep(1)
     except KeyboardInterrupt:
         pass

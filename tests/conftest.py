@@ -5,10 +5,8 @@ import eventlet
 eventlet.monkey_patch()  # before anything imports socket or threading: the services run patched
 
 import os  # noqa: E402
-import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 import uuid  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -21,18 +19,13 @@ from shared import migrate  # noqa: E402
 from shared.config import REPO_ROOT, load_config  # noqa: E402
 from shared.keys import ensure_key_pair  # noqa: E402
 from tests.support.mailbox import Mailbox  # noqa: E402
+from tests.support.processes import free_port  # noqa: E402
 
 RUN_ID = uuid.uuid4().hex[:10]
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
 TEST_REDIS_DB = int(os.environ.get("TEST_REDIS_DB", "13"))
 # The image corpus (tests/data/README.md); CORPUS_DIR points at another copy.
 CORPUS_DIR = Path(os.environ.get("CORPUS_DIR") or REPO_ROOT / "tests" / "data" / "corpus")
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def rabbitmqctl(*args):
@@ -149,13 +142,3 @@ def smtp_sink(tmp_path_factory):
     yield SmtpSink(port, folder)
     process.terminate()
     process.wait(timeout=10)
-
-
-def wait_until(predicate, timeout=10, interval=0.05, message="condition not met"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(message)

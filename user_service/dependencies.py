@@ -1,6 +1,5 @@
 """user_service's DependencyProviders: each hands a worker a small domain-level object."""
 import logging
-import time
 
 import redis
 from nameko.extensions import DependencyProvider
@@ -92,26 +91,3 @@ class Revocations(RedisClient):
 
     def wrap(self, client):
         return RevocationCache(client)
-
-
-class SuiteHealth(DependencyProvider):
-    """The last aggregate health of the suite. A timer refreshes it every second, so that the
-    gateway's /healthz (probed often by orchestrators and monitors) answers from memory instead of
-    asking every service over RPC on each probe; a report older than MAX_AGE_SECONDS (the timer
-    stopped answering) is not used."""
-
-    MAX_AGE_SECONDS = 3
-
-    def setup(self):
-        self._report = None
-        self._at = float("-inf")
-
-    def get_dependency(self, worker_ctx):
-        return self
-
-    def latest(self):
-        return self._report if time.monotonic() - self._at <= self.MAX_AGE_SECONDS else None
-
-    def store(self, report):
-        self._report, self._at = report, time.monotonic()
-        return report

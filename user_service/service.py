@@ -3,7 +3,6 @@ import datetime as dt
 import logging
 import uuid
 
-import eventlet
 import redis
 from nameko.rpc import rpc
 from nameko.timer import timer
@@ -14,15 +13,15 @@ from sqlalchemy.exc import IntegrityError
 from shared import errors, logs
 from shared.auth import Auth
 from shared.db import Database
-from shared.health import check_amqp, health_response
+from shared.health import check_amqp
 from shared.http import http
 from shared.service import Service
 from shared.outbox import Outbox
 from shared.revocation import is_revoked
 from shared.settings import setting
-from shared.tracing import TracedEventDispatcher, TracedRpcProxy
+from shared.tracing import TracedEventDispatcher
 from shared.validation import load, load_json
-from user_service.dependencies import LoginFailures, PasswordPolicy, Revocations, SuiteHealth, Tokens
+from user_service.dependencies import LoginFailures, PasswordPolicy, Revocations, Tokens
 from user_service.models import Base, OutboxEvent, RevokedToken, User
 from user_service.passwords import hash_password, hashing_slot, verify_in_slot, verify_password
 from user_service.schemas import LoginSchema, PasswordChangeSchema, SignupSchema, UserIdSchema
@@ -30,8 +29,6 @@ from user_service.schemas import LoginSchema, PasswordChangeSchema, SignupSchema
 log = logging.getLogger(__name__)
 
 OUTBOX = Outbox(OutboxEvent)
-# The services whose readiness the gateway's /healthz reports besides this one.
-PEER_SERVICES = ("upload_service", "process_service", "notification_service")
 
 
 class UserService(Service):
@@ -43,11 +40,7 @@ class UserService(Service):
     tokens = Tokens()
     passwords = PasswordPolicy()
     throttle = LoginFailures()
-    suite = SuiteHealth()
     dispatch = TracedEventDispatcher()
-    upload_service = TracedRpcProxy("upload_service", timeout=3)
-    process_service = TracedRpcProxy("process_service", timeout=3)
-    notification_service = TracedRpcProxy("notification_service", timeout=3)
 
     @http("POST", "/api/users/signup")
     def signup(self, request):
@@ -142,31 +135,6 @@ class UserService(Service):
         if user is None:
             raise errors.NotFound(f"No user {user_id}")
         return user.to_dict()
-
-    @http("GET", "/healthz/suite")
-    def suite_health(self, request):
-        """The gateway's /healthz: this service and each peer (see `refresh_suite_health`)."""
-        return self.suite.latest() or self._check_suite()
-
-    @timer(interval=1)
-    def refresh_suite_health(self):
-        self._check_suite()
-
-    def _check_suite(self):
-        """Asks each peer over RPC, concurrently, and checks this service itself."""
-        def ask(service_name):
-            try:
-                return service_name, getattr(self, service_name).health()
-            except Exception as exc:  # a peer that cannot answer is reported, not raised
-                return service_name, {"status": "unavailable", "error": type(exc).__name__}
-
-        pool = eventlet.GreenPool(len(PEER_SERVICES))
-        services = dict(pool.imap(ask, PEER_SERVICES))
-        services[self.name] = health_response(self.name, self._checks())[1]
-        failing = sorted(name for name, report in services.items() if report.get("status") != "ok")
-        status = "ok" if not failing else "unavailable"
-        body = {"status": status, "failing": failing, "services": services}
-        return self.suite.store((200 if not failing else 503, body))
 
     @timer(interval=2)
     def relay_outbox(self):

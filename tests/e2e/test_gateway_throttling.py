@@ -7,14 +7,13 @@ as if from other machines.
 """
 import http.client
 import json
-import os
 import subprocess
 import uuid
 
 import pytest
 
 from shared.config import REPO_ROOT
-from tests.conftest import free_port, wait_until
+from tests.support.processes import free_port, wait_for
 
 LOGIN_BURST = 30  # scripts/render-nginx-conf's defaults: 30r/m with a burst of 30
 SIGNUP_BURST = 60
@@ -37,8 +36,8 @@ def default_gateway(suite, tmp_path_factory):
         env=env, cwd=REPO_ROOT, stderr=open(folder / "error.log", "wb"),
     )
     try:
-        wait_until(lambda: _request(port, "127.0.0.1", "GET", "/healthz/gateway")[0] == 200,
-                   timeout=20, interval=0.2, message="the second gateway did not start")
+        wait_for(lambda: _request(port, "127.0.0.1", "GET", "/healthz/gateway")[0] == 200,
+                 timeout=20, interval=0.2, message="the second gateway did not start")
         yield port
     finally:
         nginx.terminate()

@@ -4,7 +4,8 @@ import re
 
 import pytest
 
-from tests.conftest import CORPUS_DIR, wait_until
+from tests.conftest import CORPUS_DIR
+from tests.support.processes import wait_for
 from tests.support.clients import ImagesClient
 
 pytestmark = pytest.mark.e2e
@@ -50,7 +51,7 @@ def test_one_trace_holds_every_hop_of_an_upload(suite, traced_upload):
         names = {(span["service"], span["name"]) for span in spans}
         return spans if ("user_service", "user_service.get_user") in names and ("notification_service", "smtp.send") in names else None
 
-    spans = wait_until(complete_trace, timeout=20, message="the trace did not arrive complete")
+    spans = wait_for(complete_trace, timeout=20, message="the trace did not arrive complete")
     by_id = {span["span_id"]: span for span in spans}
 
     upload = one(spans, service="upload_service", kind="SERVER", name="POST /api/images/upload")

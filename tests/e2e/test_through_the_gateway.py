@@ -5,7 +5,8 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.conftest import CORPUS_DIR, wait_until
+from tests.conftest import CORPUS_DIR
+from tests.support.processes import wait_for
 from tests.support.clients import ImagesClient
 
 pytestmark = pytest.mark.e2e
@@ -96,5 +97,5 @@ def test_a_client_traceparent_reaches_the_logs(suite, new_account):
     )
     assert response.status_code == 200
     # nginx writes its access log line once the response is out: give it a moment.
-    wait_until(lambda: trace_id in open(suite.env["GATEWAY_ACCESS_LOG"]).read(), timeout=5, interval=0.05,
+    wait_for(lambda: trace_id in open(suite.env["GATEWAY_ACCESS_LOG"]).read(), timeout=5, interval=0.05,
                message="the client's trace id is not in the gateway's access log")

@@ -18,8 +18,9 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from shared import delivery
 from shared.container import ServiceContainer
 from shared.http import http
-from tests.conftest import free_port
-from tests.support.servers import RabbitNode, port_open
+from tests.support.processes import free_port
+from tests.support.processes import port_open
+from tests.support.servers import RabbitNode
 
 pytestmark = [
     pytest.mark.faults,

@@ -7,7 +7,7 @@ JSON 503 and leave nothing behind; status long-polls go on from Redis."""
 import eventlet
 import pytest
 
-from tests.faults.conftest import wait_for
+from tests.support.processes import wait_for
 
 pytestmark = pytest.mark.faults
 
@@ -17,12 +17,12 @@ SLOW = [{"type": "blur", "radius": 50}, {"type": "blur", "radius": 50}, {"type":
 
 
 def test_a_database_restart_delays_work_but_loses_nothing(faults):
-    account = faults.account("Postgres")
+    account = faults.users.account("Postgres")
     process = faults.services["process_service"]
     outputs = faults.storage_dir / "outputs"
-    first = faults.upload(account, faults.small_image(1), [{"type": "resize", "width": 100}], "first.jpg")
+    first = faults.users.upload(account, faults.users.small_image(1), [{"type": "resize", "width": 100}], "first.jpg")
     assert first.accepted, first
-    faults.wait_until_final(first.image_id)
+    faults.records.wait_until_final(first.image_id)
 
     # 0. Restarts while requests come in (status reads, health checks): every service survives.
     for restart in range(RESTARTS_UNDER_TRAFFIC):
@@ -35,11 +35,11 @@ def test_a_database_restart_delays_work_but_loses_nothing(faults):
         faults.assert_alive(f"PostgreSQL restart #{restart + 1} under traffic")
 
     # 1. A job that finishes while the database is away: its result must wait, not be lost.
-    slow = faults.upload(account, faults.slow_image(), SLOW, "slow.webp")
+    slow = faults.users.upload(account, faults.users.slow_image(), SLOW, "slow.webp")
     assert slow.accepted, slow
-    faults.wait_processing(slow.image_id, attempt=1, timeout=60)
+    faults.records.wait_processing(slow.image_id, attempt=1, timeout=60)
     faults.postgres.stop()
-    during = faults.upload_stream(account, 3, 0.3, "during")()
+    during = faults.users.upload_stream(account, 3, 0.3, "during")()
     status = account.images.status(slow.image_id, wait=0)
     wait_for(lambda: any(outputs.glob(f"{slow.image_id}.*")), 60, "the slow job did not finish")
     eventlet.sleep(1)  # its result reaches upload_service now, and cannot be recorded yet
@@ -56,14 +56,14 @@ def test_a_database_restart_delays_work_but_loses_nothing(faults):
 
     # 2. A backlog that process_service takes up while the database is away: every claim fails.
     process.stop()
-    backlog = faults.upload_stream(account, 5, 0.05, "backlog", fail_every=5)()
+    backlog = faults.users.upload_stream(account, 5, 0.05, "backlog", fail_every=5)()
     assert all(u.accepted for u in backlog), backlog
     faults.postgres.stop()
     process.start()
     eventlet.sleep(DOWN_SECONDS)
     faults.postgres.start()
     faults.assert_alive("a PostgreSQL restart while images waited to be claimed")
-    after = faults.upload_stream(account, 3, 0.1, "after")()
+    after = faults.users.upload_stream(account, 3, 0.1, "after")()
     assert all(u.accepted for u in after), after
 
     faults.verify([account], [first, slow, *during, *backlog, *after], timeout=90, ambiguous_ok=False)

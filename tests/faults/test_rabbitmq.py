@@ -8,7 +8,8 @@ import time
 import eventlet
 import pytest
 
-from tests.faults.conftest import MAX_PROCESSING_ATTEMPTS, PUBLISH_TIMEOUT_SECONDS, SMALL_OPERATIONS, wait_for
+from tests.faults.suite import MAX_PROCESSING_ATTEMPTS, PUBLISH_TIMEOUT_SECONDS
+from tests.faults.users import SMALL_OPERATIONS
 
 pytestmark = pytest.mark.faults
 
@@ -21,9 +22,9 @@ LONG_JOB = [{"type": "blur", "radius": 50}] * 6 + [{"type": "resize", "width": 8
 def test_a_broker_restart_during_a_stream_of_uploads_loses_nothing(faults):
     """Restarts (a few, as a broker being upgraded or flapping) while uploads stream in and other
     requests keep every service's RPC entrypoints busy: no service dies, nothing is refused or lost."""
-    account = faults.account("Restart")
+    account = faults.users.account("Restart")
     with faults.traffic(clients=16):
-        stream = eventlet.spawn(lambda: faults.upload_stream(account, 24, 0.25, "restart", fail_every=5)())
+        stream = eventlet.spawn(lambda: faults.users.upload_stream(account, 24, 0.25, "restart", fail_every=5)())
         for restart in range(RESTARTS):
             eventlet.sleep(0.7)
             faults.rabbit.restart()
@@ -37,13 +38,13 @@ def test_a_broker_restart_during_a_stream_of_uploads_loses_nothing(faults):
 
 
 def test_a_30_second_broker_outage_while_uploads_arrive_loses_nothing(faults):
-    account = faults.account("Outage")
+    account = faults.users.account("Outage")
     faults.rabbit.stop_app()
     stopped = time.monotonic()
     # Someone signs up meanwhile: the welcome email waits in user_service's outbox.
-    newcomer = faults.account("Newcomer")
-    stream = eventlet.spawn(lambda: faults.upload_stream(account, 8, 2.5, "outage", fail_every=4)())
-    late = eventlet.spawn(lambda: faults.upload_stream(newcomer, 3, 3, "newcomer")())
+    newcomer = faults.users.account("Newcomer")
+    stream = eventlet.spawn(lambda: faults.users.upload_stream(account, 8, 2.5, "outage", fail_every=4)())
+    late = eventlet.spawn(lambda: faults.users.upload_stream(newcomer, 3, 3, "newcomer")())
     eventlet.sleep(max(0, OUTAGE_SECONDS - (time.monotonic() - stopped)))
     faults.rabbit.start_app()
     uploads = [*stream.wait(), *late.wait()]
@@ -58,18 +59,18 @@ def test_a_broker_resource_alarm_holds_no_request_up_and_loses_nothing(faults):
     uploads are answered anyway, the first within the publish timeout and the rest at once (their
     events wait in the outbox), no service hangs, and once the alarm ends every image is processed
     and every email sent, once."""
-    account = faults.account("Alarm")
+    account = faults.users.account("Alarm")
     with faults.rabbit.memory_alarm():
-        newcomer = faults.account("AlarmNewcomer")  # its welcome event waits in user_service's outbox
-        first = faults.upload(account, faults.small_image(99), SMALL_OPERATIONS[0], "alarm-first.jpg")
+        newcomer = faults.users.account("AlarmNewcomer")  # its welcome event waits in user_service's outbox
+        first = faults.users.upload(account, faults.users.small_image(99), SMALL_OPERATIONS[0], "alarm-first.jpg")
         assert first.seconds < PUBLISH_TIMEOUT_SECONDS + 2, f"the first upload waited {first.seconds:.1f} s"
         # That publish is still stuck behind the broker: the next requests do not try their own.
-        uploads = [first, *faults.upload_stream(account, 8, 0.25, "alarm", fail_every=4)()]
+        uploads = [first, *faults.users.upload_stream(account, 8, 0.25, "alarm", fail_every=4)()]
         waited = [round(upload.seconds, 2) for upload in uploads[1:] if upload.seconds >= PUBLISH_TIMEOUT_SECONDS - 0.5]
         assert not waited, f"uploads that waited for the broker (s): {waited}"
         eventlet.sleep(PUBLISH_TIMEOUT_SECONDS)  # the outbox timers meet the alarm as well
         faults.assert_alive("a broker resource alarm")
-        statuses = {faults.image_row(u.image_id)["status"] for u in uploads if u.accepted}
+        statuses = {faults.records.image_row(u.image_id)["status"] for u in uploads if u.accepted}
         assert statuses == {"queued"}, f"processed while no event could be published? {statuses}"
 
     refused = [u for u in uploads if not u.accepted]
@@ -82,14 +83,14 @@ def test_a_job_running_through_broker_restarts_is_not_failed_as_crashed(faults):
     running is delivered again, though no worker crashed and the first run goes on. The first run
     keeps renewing its lease, so the redelivered message waits instead of counting a crash, and a
     flapping broker does not turn a healthy job into `processing_crashed`."""
-    account = faults.account("Flapping")
-    slow = faults.upload(account, faults.slow_image(), LONG_JOB, "flapping.webp")
+    account = faults.users.account("Flapping")
+    slow = faults.users.upload(account, faults.users.slow_image(), LONG_JOB, "flapping.webp")
     assert slow.accepted, slow
-    faults.wait_processing(slow.image_id, attempt=1)
+    faults.records.wait_processing(slow.image_id, attempt=1)
     for _ in range(MAX_PROCESSING_ATTEMPTS + 1):
         faults.rabbit.restart()
         faults.assert_alive("a RabbitMQ restart during a job")
-        if faults.image_row(slow.image_id)["status"] != "processing":
+        if faults.records.image_row(slow.image_id)["status"] != "processing":
             break
     rows = faults.verify([account], [slow], timeout=90)
     row = rows[slow.image_id]
@@ -106,7 +107,7 @@ def test_three_broker_outages_in_a_row_with_uploads_and_long_polls_lose_nothing(
     broker is back, long-polls on the status throughout: every upload is accepted at once (its
     event waits in the outbox), every long-poll is answered, no service dies or restarts, and every
     image completes exactly once, with one email each."""
-    account = faults.account("Outages")
+    account = faults.users.account("Outages")
     uploads, polls, stop = [], [], []
 
     def long_poller():
@@ -128,13 +129,13 @@ def test_three_broker_outages_in_a_row_with_uploads_and_long_polls_lose_nothing(
         for number, seconds in enumerate(OUTAGES_IN_A_ROW, 1):
             faults.rabbit.stop_app()
             stopped = time.monotonic()
-            stream = faults.upload_stream(account, UPLOADS_PER_OUTAGE, seconds / (UPLOADS_PER_OUTAGE + 1),
+            stream = faults.users.upload_stream(account, UPLOADS_PER_OUTAGE, seconds / (UPLOADS_PER_OUTAGE + 1),
                                           f"outage{number}")
             eventlet.sleep(max(0, seconds - (time.monotonic() - stopped)))
             faults.rabbit.start_app()
             uploads.extend(stream())
             faults.assert_alive(f"a {seconds} s broker outage")
-            uploads.extend(faults.upload_stream(account, 2, 1, f"between{number}")())
+            uploads.extend(faults.users.upload_stream(account, 2, 1, f"between{number}")())
     finally:
         stop.append(True)
         for poller in pollers:

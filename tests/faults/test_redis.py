@@ -8,7 +8,7 @@ import eventlet
 import pytest
 import requests
 
-from tests.faults.conftest import SMALL_OPERATIONS
+from tests.faults.users import SMALL_OPERATIONS
 
 pytestmark = pytest.mark.faults
 
@@ -23,7 +23,7 @@ def long_poll(account, upload):
 
 
 def upload_and_wait(faults, account, label, count):
-    uploads = faults.upload_stream(account, count, 0.05, label)()
+    uploads = faults.users.upload_stream(account, count, 0.05, label)()
     assert all(u.accepted for u in uploads), uploads
     polls = [eventlet.spawn(long_poll, account, upload) for upload in uploads]
     for upload, poll in zip(uploads, polls):
@@ -36,7 +36,7 @@ def upload_and_wait(faults, account, label, count):
 
 
 def test_redis_stopped_and_flushed_degrades_to_the_database_and_loses_nothing(faults):
-    account = faults.account("Cache")
+    account = faults.users.account("Cache")
     uploads = upload_and_wait(faults, account, "before", 2)
 
     faults.redis.stop()
@@ -54,8 +54,8 @@ def test_redis_stopped_and_flushed_degrades_to_the_database_and_loses_nothing(fa
 
     faults.redis.flush()
     uploads += upload_and_wait(faults, account, "flushed", 2)
-    late = faults.account("Late")  # signup and login right after the flush
-    uploads.append(faults.upload(late, faults.small_image(5), SMALL_OPERATIONS[1], "late.jpg"))
+    late = faults.users.account("Late")  # signup and login right after the flush
+    uploads.append(faults.users.upload(late, faults.users.small_image(5), SMALL_OPERATIONS[1], "late.jpg"))
     assert uploads[-1].accepted, uploads[-1]
 
     faults.verify([account, late], uploads, timeout=60)

@@ -8,7 +8,8 @@ import pytest
 from nameko.testing.services import worker_factory
 from sqlalchemy.orm import Session
 
-from tests.faults.conftest import SMALL_OPERATIONS, wait_for
+from tests.faults.users import SMALL_OPERATIONS
+from tests.support.processes import wait_for
 from upload_service.service import ORPHAN_MIN_AGE_SECONDS, UploadService
 from upload_service.storage import Storage
 
@@ -22,7 +23,7 @@ def run_the_sweeper(faults):
     for folder in ("originals", "outputs"):
         for path in (faults.storage_dir / folder).iterdir():
             os.utime(path, (long_ago, long_ago))
-    with Session(faults.engine) as session:
+    with Session(faults.records.engine) as session:
         service = worker_factory(UploadService, storage=Storage(faults.storage_dir), db=SimpleNamespace(session=session))
         service.sweep_storage()
 
@@ -31,15 +32,15 @@ def test_an_upload_killed_midway_leaves_nothing_the_sweeper_does_not_remove(faul
     """kill -9 while a large upload is validated (its file written, its row not yet): the client
     gets a JSON 502, nothing is half-stored in the database, the file left on disk is what the
     documented sweeper removes (and only that), uploads around the kill complete."""
-    account = faults.account("Interrupted")
+    account = faults.users.account("Interrupted")
     upload_service = faults.services["upload_service"]
-    big = faults.slow_image()  # validated for ~0.5 s between its file being written and its row
+    big = faults.users.slow_image()  # validated for ~0.5 s between its file being written and its row
     originals = faults.storage_dir / "originals"
     earlier = {entry.name for entry in os.scandir(originals)}  # other tests' copies of the same image
 
-    stream = eventlet.spawn(lambda: faults.upload_stream(account, 12, 0.15, "stream")())
+    stream = eventlet.spawn(lambda: faults.users.upload_stream(account, 12, 0.15, "stream")())
     eventlet.sleep(0.3)
-    interrupted = eventlet.spawn(faults.upload, account, big, [{"type": "resize", "width": 400}], "interrupted.webp")
+    interrupted = eventlet.spawn(faults.users.upload, account, big, [{"type": "resize", "width": 400}], "interrupted.webp")
 
     def big_file_written():
         for entry in os.scandir(originals):
@@ -56,7 +57,7 @@ def test_an_upload_killed_midway_leaves_nothing_the_sweeper_does_not_remove(faul
     written = wait_for(big_file_written, 20, "the big upload never reached the disk", interval=0)
     upload_service.kill()
     half_stored = written.lstrip(".").split(".")[0]  # originals/<id>, or .<id>.<random>.part mid-copy
-    assert faults.image_row(half_stored) is None, "killed too late: the row was already written"
+    assert faults.records.image_row(half_stored) is None, "killed too late: the row was already written"
     eventlet.sleep(1)
     upload_service.start()
     uploads = [interrupted.wait(), *stream.wait()]
@@ -72,15 +73,15 @@ def test_an_upload_killed_midway_leaves_nothing_the_sweeper_does_not_remove(faul
     # The documented sweeper removes what the crash left, and nothing else.
     for upload in uploads:
         if upload.accepted:
-            faults.wait_until_final(upload.image_id)
+            faults.records.wait_until_final(upload.image_id)
     run_the_sweeper(faults)
     assert not left_behind(), "the sweeper left the half-stored original"
 
     faults.verify([account], others, timeout=60)
-    assert faults.image_rows([account.user["id"]]) and all(
-        row["original_filename"] != killed.filename for row in faults.image_rows([account.user["id"]]))
+    assert faults.records.image_rows([account.user["id"]]) and all(
+        row["original_filename"] != killed.filename for row in faults.records.image_rows([account.user["id"]]))
 
-    after = faults.upload(account, faults.small_image(99), SMALL_OPERATIONS[0], "after.jpg")
+    after = faults.users.upload(account, faults.users.small_image(99), SMALL_OPERATIONS[0], "after.jpg")
     assert after.accepted, after
     faults.verify([account], [*others, after], timeout=30)
 
@@ -94,7 +95,7 @@ def test_images_waiting_for_a_dead_upload_service_are_not_failed_as_crashed(faul
     upload_service is down the call times out and the job is retried with backoff. The requests
     that timed out expire in the broker with the caller's timeout, so that upload_service, back,
     does not grant claims nobody waits for (which would run out as crashes)."""
-    account = faults.account("Patient")
+    account = faults.users.account("Patient")
     upload_service = faults.services["upload_service"]
     process = faults.services["process_service"]
     # A short RPC timeout makes the calls that time out (and their retries) pile up within seconds
@@ -102,7 +103,7 @@ def test_images_waiting_for_a_dead_upload_service_are_not_failed_as_crashed(faul
     process.stop()  # the uploads' events wait in its queue
     process.env = {**process.env, "RPC_TIMEOUT_SECONDS": "1"}
     try:
-        uploads = faults.upload_stream(account, 3, 0.05, "waiting")()
+        uploads = faults.users.upload_stream(account, 3, 0.05, "waiting")()
         assert all(u.accepted for u in uploads), uploads
         upload_service.kill()
         process.start()

@@ -15,7 +15,8 @@ from process_service.service import ProcessService
 from shared import partial_files
 from shared.db import make_engine
 from shared.revocation import LOADED_KEY
-from tests.conftest import CORPUS_DIR, free_port
+from tests.conftest import CORPUS_DIR
+from tests.support.processes import free_port
 from tests.support.clients import ImagesClient, issuer_from, new_user_id
 from upload_service.models import Image, OutboxEvent
 from upload_service.service import UploadService

@@ -10,7 +10,8 @@ from nameko.testing.services import entrypoint_hook, entrypoint_waiter, replace_
 
 from notification_service.service import NotificationService
 from shared.delivery import Retry
-from tests.conftest import free_port, start_smtp_sink
+from tests.conftest import start_smtp_sink
+from tests.support.processes import free_port
 from tests.support.mailbox import Mailbox
 from user_service.service import UserService
 

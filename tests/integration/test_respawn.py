@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from shared.config import REPO_ROOT
-from tests.conftest import free_port
+from tests.support.processes import free_port
 
 KILL_WEB_SERVER_THREAD = (
     "server = [e for e in list(runner.containers)[0].subextensions if type(e).__name__ == 'JsonWebServer'][0]; "

@@ -17,10 +17,8 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -28,32 +26,10 @@ import psycopg2
 import redis
 from psycopg2 import sql
 
+from tests.support.processes import free_port, port_open, wait_for
+
 COMMAND_TIMEOUT = 90
 POSTGRES_BIN = Path(os.environ.get("TEST_POSTGRES_BIN", "/usr/lib/postgresql/15/bin"))
-
-
-def free_port(avoid=()):
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port not in avoid:
-            return port
-
-
-def port_open(port, host="127.0.0.1"):
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
-        return True
-    return False
-
-
-def wait_for(predicate, timeout, message, interval=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    raise TimeoutError(message)
 
 
 def _run(args, timeout=COMMAND_TIMEOUT, env=None, check=True):

@@ -248,9 +248,14 @@ def test_gateway_points_at_the_services_and_shares_their_storage(services):
     environment = environment_of(nginx)
     assert environment["USER_SERVICE_ADDR"] == f"user_service:{NAMEKO_SERVICES['user_service'][1]}"
     assert environment["UPLOAD_SERVICE_ADDR"] == f"upload_service:{NAMEKO_SERVICES['upload_service'][1]}"
+    # /healthz gathers every service's own: nginx reaches each, and has the script that asks.
+    assert environment["PROCESS_SERVICE_ADDR"] == f"process_service:{NAMEKO_SERVICES['process_service'][1]}"
+    assert environment["NOTIFICATION_SERVICE_ADDR"] == \
+        f"notification_service:{NAMEKO_SERVICES['notification_service'][1]}"
     assert environment["GATEWAY_PORT"] == "8080"
     mounts = dict(volume_mounts(nginx))
     assert mounts["./nginx.conf"] == environment["NGINX_TEMPLATE"]
+    assert mounts["./gateway"] == environment["GATEWAY_SCRIPTS_DIR"]
     assert mounts["storage"] == environment["STORAGE_DIR"] == "/data/storage"
     for name in ("upload_service", "process_service"):
         assert ("storage", "/data/storage") in set(volume_mounts(services[name])), f"{name} lacks storage"

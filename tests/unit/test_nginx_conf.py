@@ -53,6 +53,7 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
 }
+SERVICES = ("user_service", "upload_service", "process_service", "notification_service")
 TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-01$")
 
 
@@ -75,6 +76,8 @@ def gateway_environment(runtime_dir, **overrides):
         "GATEWAY_PORT": free_port(),
         "USER_SERVICE_ADDR": f"127.0.0.1:{free_port()}",
         "UPLOAD_SERVICE_ADDR": f"127.0.0.1:{free_port()}",
+        "PROCESS_SERVICE_ADDR": f"127.0.0.1:{free_port()}",
+        "NOTIFICATION_SERVICE_ADDR": f"127.0.0.1:{free_port()}",
         "STORAGE_DIR": runtime_dir / "storage",
         "OPENAPI_FILE": runtime_dir / "openapi.yaml",
         "GATEWAY_ACCESS_LOG": runtime_dir / "access.log",
@@ -159,10 +162,14 @@ def test_services_own_errors_are_never_replaced():
 class StandInService(BaseHTTPRequestHandler):
     """Answers like user_service and upload_service would, and echoes what reached it."""
 
+    health = (200, {"service": "stand-in", "status": "ok", "checks": {"database": "ok"}})
+    health_probes = []
+
     def do_GET(self):
         path = self.path.split("?")[0]
-        if path == "/healthz/suite":
-            return self.reply(200, {"status": "ok", "checks": {}})
+        if path == "/healthz":
+            self.health_probes.append(time.monotonic())
+            return self.reply(*self.health)
         if path == "/api/users/unavailable":
             return self.reply(503, {"error": {"code": "service_unavailable", "message": "from the service", "details": {}}})
         if path == "/api/images/slow/status":
@@ -248,6 +255,8 @@ def gateway(runtime_dir):
         directory,
         USER_SERVICE_ADDR=service_address,
         UPLOAD_SERVICE_ADDR=service_address,
+        PROCESS_SERVICE_ADDR=service_address,
+        NOTIFICATION_SERVICE_ADDR=service_address,
         GATEWAY_MAX_BODY_BYTES=4096,
         GATEWAY_LONG_POLL_TIMEOUT="1s",
         GATEWAY_LOGIN_RATE="1r/m",
@@ -283,14 +292,14 @@ def test_service_down_is_a_json_502(gateway_without_services):
 
 
 @needs_nginx
-def test_healthz_names_user_service_when_it_is_unreachable(gateway_without_services):
+def test_healthz_names_every_service_it_cannot_reach(gateway_without_services):
     response = requests.get(f"{gateway_without_services}/healthz")
     assert response.status_code == 503
     assert response.headers["Content-Type"] == "application/json"
-    assert response.json()["status"] == "unavailable"
-    assert response.json()["failing"] == ["user_service"]
-    assert response.json()["services"]["user_service"]["status"] == "unavailable"
-    assert response.json()["checks"]["user_service"].startswith("error")
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert body["failing"] == sorted(SERVICES)
+    assert body["services"] == {name: {"status": "unavailable", "error": "bad_gateway"} for name in SERVICES}
 
 
 @needs_nginx
@@ -307,10 +316,67 @@ def test_unparseable_request_is_a_json_400(gateway_without_services):
 
 
 @needs_nginx
-def test_healthz_is_the_suites_aggregate(gateway):
+def test_healthz_gathers_each_services_own_report(gateway):
     response = requests.get(f"{gateway}/healthz")
-    assert response.status_code == 200
-    assert response.json() == {"status": "ok", "checks": {}}
+    assert response.status_code == 200, response.text
+    assert response.json() == {"status": "ok", "failing": [], "services": {
+        name: {"service": "stand-in", "status": "ok", "checks": {"database": "ok"}} for name in SERVICES
+    }}
+    assert_gateway_error(requests.post(f"{gateway}/healthz"), 405, "method_not_allowed")
+
+
+@needs_nginx
+def test_healthz_asks_each_service_at_most_about_once_a_second(gateway):
+    time.sleep(1.1)  # past what earlier tests cached
+    StandInService.health_probes.clear()
+    started = time.monotonic()
+    for _ in range(30):
+        assert requests.get(f"{gateway}/healthz").status_code == 200
+    elapsed = time.monotonic() - started
+    # One address stands in for all four services: four probes per second at most (+1 s of slack).
+    assert len(StandInService.health_probes) <= 4 * (int(elapsed) + 2), (len(StandInService.health_probes), elapsed)
+
+
+@needs_nginx
+def test_a_failing_service_fails_the_suite_and_is_named(tmp_path):
+    healthy = HealthStandIn(200, {"service": "x", "status": "ok", "checks": {}})
+    failing = HealthStandIn(503, {"service": "process_service", "status": "unavailable",
+                                  "checks": {"amqp": "ok", "storage": "error: OSError"}})
+    lying = HealthStandIn(500, {"error": {"code": "internal_error", "message": "boom", "details": {}}})
+    environment = gateway_environment(
+        tmp_path, USER_SERVICE_ADDR=healthy.address, UPLOAD_SERVICE_ADDR=lying.address,
+        PROCESS_SERVICE_ADDR=failing.address, NOTIFICATION_SERVICE_ADDR=f"127.0.0.1:{free_port()}",
+    )
+    process = start_nginx(tmp_path, environment)
+    try:
+        response = requests.get(f"http://127.0.0.1:{environment['GATEWAY_PORT']}/healthz")
+    finally:
+        stop_nginx(process)
+        for stand_in in (healthy, failing, lying):
+            stand_in.stop()
+    assert response.status_code == 503
+    body = response.json()
+    assert body["failing"] == ["notification_service", "process_service", "upload_service"]
+    assert body["services"]["user_service"]["status"] == "ok"
+    assert body["services"]["process_service"]["checks"]["storage"] == "error: OSError"
+    assert body["services"]["upload_service"] == {"status": "unavailable", "error": "internal_error"}
+    assert body["services"]["notification_service"] == {"status": "unavailable", "error": "bad_gateway"}
+
+
+class HealthStandIn:
+    """A server that answers /healthz with one fixed reply."""
+
+    def __init__(self, status, body):
+        class Handler(StandInService):
+            def do_GET(self):
+                return self.reply(status, body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self):
+        self.server.shutdown()
 
 
 @needs_nginx

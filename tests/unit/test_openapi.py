@@ -16,8 +16,8 @@ from user_service.service import UserService
 
 SERVICES = (UserService, UploadService, ProcessService, NotificationService)
 # Each service's own health and metrics routes (not routed by the gateway); the gateway documents
-# its /healthz (backed by /healthz/suite).
-SERVICE_ONLY_PATHS = {"/healthz", "/healthz/suite", "/metrics"}
+# its /healthz (gathered from the services' own, gateway/health.js).
+SERVICE_ONLY_PATHS = {"/healthz", "/metrics"}
 # Answered by nginx itself, not by a service.
 GATEWAY_ONLY_PATHS = {"/healthz", "/healthz/gateway", "/api/openapi.yaml"}
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
