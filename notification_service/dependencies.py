@@ -11,11 +11,11 @@ log = logging.getLogger(__name__)
 
 # Long enough to cover any redelivery or replay from the dead-letter queue.
 SENT_TTL_SECONDS = 30 * 24 * 3600
-# Longer than a send can take (each SMTP step is bounded by SMTP_TIMEOUT_SECONDS): a claim whose
+# Longer than a send can take (each SMTP step is bounded by SMTP_TIMEOUT_SECONDS): a reservation whose
 # worker died mid-send lapses after this, and the redelivered event sends the email.
-CLAIM_SECONDS = 120
+RESERVATION_SECONDS = 120
 SENDING_PREFIX = "sending:"
-# Deletes a claim only if it is still the caller's (it may have lapsed and been taken since).
+# Deletes a reservation only if it is still the caller's (it may have lapsed and been taken since).
 RELEASE_SCRIPT = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
@@ -23,14 +23,14 @@ return 0
 
 
 @dataclass(frozen=True)
-class Claim:
+class Reservation:
     state: str  # "mine": send it now; "sent": it went before; "elsewhere": another worker is sending it
     token: str = ""
 
 
 class SentLog:
     """Keyed by the email's Message-ID, which is derived from the event (welcome.<user id>,
-    image-ready.<image id>...). A worker claims an email before it sends it (SET NX), so that two
+    image-ready.<image id>...). A worker reserves an email before it sends it (SET NX), so that two
     deliveries of one event at the same moment (a publish the broker took twice) send it once.
     Redis away: we send anyway — a rare duplicate beats a lost email."""
 
@@ -42,18 +42,18 @@ class SentLog:
     def _key(message_id):
         return f"mail-sent:{message_id}"
 
-    def claim(self, message_id):
+    def reserve(self, message_id):
         token = SENDING_PREFIX + uuid.uuid4().hex
         try:
-            if self.client.set(self._key(message_id), token, nx=True, ex=CLAIM_SECONDS):
-                return Claim("mine", token)
+            if self.client.set(self._key(message_id), token, nx=True, ex=RESERVATION_SECONDS):
+                return Reservation("mine", token)
             holder = self.client.get(self._key(message_id))
         except redis.RedisError as exc:
             log.warning("sent-mail log unavailable: %s", exc)
-            return Claim("mine")
-        if holder is None:  # the claim lapsed this instant: ask again on the next delivery
-            return Claim("elsewhere")
-        return Claim("elsewhere" if holder.startswith(SENDING_PREFIX) else "sent")
+            return Reservation("mine")
+        if holder is None:  # the reservation lapsed this instant: ask again on the next delivery
+            return Reservation("elsewhere")
+        return Reservation("elsewhere" if holder.startswith(SENDING_PREFIX) else "sent")
 
     def mark_sent(self, message_id):
         try:
@@ -61,14 +61,14 @@ class SentLog:
         except redis.RedisError as exc:
             log.warning("sent-mail log unavailable: %s", exc)
 
-    def release(self, message_id, claim):
-        """Gives up a claim without sending (the send failed): the next delivery sends it."""
-        if not claim.token:
+    def release(self, message_id, reservation):
+        """Gives up a reservation without sending (the send failed): the next delivery sends it."""
+        if not reservation.token:
             return
         try:
-            self._release(keys=[self._key(message_id)], args=[claim.token])
+            self._release(keys=[self._key(message_id)], args=[reservation.token])
         except redis.RedisError as exc:
-            log.warning("sent-mail log unavailable: %s (the claim lapses by itself)", exc)
+            log.warning("sent-mail log unavailable: %s (the reservation lapses by itself)", exc)
 
 
 class SentMail(RedisClient):

@@ -1,4 +1,4 @@
-"""Sends email: to the SMTP server of `SMTP_URL`, or, when it is unset, as `.eml` files in an outbox
+"""Sends email: to the SMTP server of `SMTP_URL`, or, when it is unset, as `.eml` files in a mail
 folder (`MAIL_OUTBOX_DIR`, relative to the repository root).
 
 `SMTP_URL` forms:
@@ -47,7 +47,7 @@ class SmtpSettings:
 
 
 def parse_smtp_url(url, timeout=SETTINGS["SMTP_TIMEOUT_SECONDS"].default):
-    """`SmtpSettings` for an `smtp://` or `smtps://` URL; None for an empty one (outbox mode).
+    """`SmtpSettings` for an `smtp://` or `smtps://` URL; None for an empty one (mail folder mode).
     Raises ValueError for anything else, so a typo fails at startup, not at the first email."""
     if url is None or not str(url).strip():
         return None
@@ -146,24 +146,24 @@ class SmtpTransport:
         return f"SmtpTransport({self.settings.host}:{self.settings.port}, tls={self.settings.implicit_tls})"
 
 
-def outbox_file_name(message):
+def mail_file_name(message):
     """`<welcome.123@host>` -> `welcome.123_host.eml`: a redelivered message overwrites its own file."""
     message_id = str(message.get("Message-ID", "")).strip().strip("<>")
     stem = "".join(char if char.isalnum() or char in ".-" else "_" for char in message_id).strip("._")
     return f"{stem[:200] or uuid.uuid4().hex}.eml"
 
 
-class OutboxTransport:
+class MailFolderTransport:
     """Writes each message as one `.eml` file; readers never see a half-written one."""
 
-    name = "outbox"
+    name = "mail folder"
 
     def __init__(self, folder):
         self.folder = Path(folder)
 
     def deliver(self, message):
         self.folder.mkdir(parents=True, exist_ok=True)
-        target = self.folder / outbox_file_name(message)
+        target = self.folder / mail_file_name(message)
         # Dot-prefixed and not .eml until renamed: globbing readers skip it.
         descriptor, temporary = tempfile.mkstemp(dir=self.folder, prefix=".", suffix=".tmp")
         try:
@@ -184,7 +184,7 @@ class OutboxTransport:
             pass
 
     def __repr__(self):
-        return f"OutboxTransport({self.folder})"
+        return f"MailFolderTransport({self.folder})"
 
 
 def transport_from_config(config):
@@ -193,7 +193,7 @@ def transport_from_config(config):
     )
     if settings is not None:
         return SmtpTransport(settings)
-    return OutboxTransport(resolve_path(setting(config, "MAIL_OUTBOX_DIR")))
+    return MailFolderTransport(resolve_path(setting(config, "MAIL_OUTBOX_DIR")))
 
 
 class MailClient:

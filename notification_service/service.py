@@ -5,8 +5,8 @@
   comes from `user_service.get_user` over RPC.
 
 Events are delivered at least once. Each email's Message-ID is derived from its event
-(`<image-ready.{image_id}@domain>`), so a redelivery produces the same message: the outbox overwrites
-its own file, and a mail server or client that deduplicates by Message-ID sees one message.
+(`<image-ready.{image_id}@domain>`), so a redelivery produces the same message: the mail folder
+overwrites its own file, and a mail server or client that deduplicates by Message-ID sees one message.
 An owner that no longer exists is logged and the event dropped; a failed delivery raises
 `MailDeliveryError` (logged without addresses) and the event is not retried yet.
 """
@@ -95,18 +95,18 @@ class NotificationService(Service):
             log.error("cannot build the %s email (%s): dropped", template.__name__, type(exc).__name__)
             return
         message_id = str(message["Message-ID"])
-        claim = self.sent.claim(message_id)
-        if claim.state == "sent":
+        reservation = self.sent.reserve(message_id)
+        if reservation.state == "sent":
             log.info("%s already sent: not sent again", message_id)
             return
-        if claim.state == "elsewhere":
+        if reservation.state == "elsewhere":
             # The same event delivered twice at once: the other worker sends; this delivery comes
-            # back later and finds the email sent (or the claim given up, and sends it).
+            # back later and finds the email sent (or the reservation given up, and sends it).
             raise errors.ServiceUnavailable(f"{message_id} is being sent by another worker")
         try:
             self.mailer.send(message)
         except BaseException as exc:
-            self.sent.release(message_id, claim)
+            self.sent.release(message_id, reservation)
             if isinstance(exc, MailDeliveryError) and not exc.permanent:
                 raise errors.ServiceUnavailable(f"mail server unavailable: {exc}") from exc
             raise  # refused for good (dead-lettered for a person to see), or not a delivery failure

@@ -199,28 +199,28 @@ def test_one_event_delivered_twice_at_once_sends_one_email(start_notifications, 
     assert len(smtp_sink.mailbox.to(email)) == 1
 
 
-def test_the_sent_mail_log_lets_one_worker_send_and_gives_a_failed_claim_back(config):
+def test_the_sent_mail_log_lets_one_worker_send_and_gives_a_failed_reservation_back(config):
     import redis
 
     from notification_service.dependencies import SentLog
 
     sent = SentLog(redis.Redis.from_url(config["REDIS_URL"], decode_responses=True))
     message_id = f"<welcome.{uuid.uuid4()}@imageproc.example>"
-    first, second = sent.claim(message_id), sent.claim(message_id)
+    first, second = sent.reserve(message_id), sent.reserve(message_id)
     assert (first.state, second.state) == ("mine", "elsewhere")
-    sent.release(message_id, second)  # not its claim: nothing happens
-    assert sent.claim(message_id).state == "elsewhere"
+    sent.release(message_id, second)  # not its reservation: nothing happens
+    assert sent.reserve(message_id).state == "elsewhere"
     sent.release(message_id, first)  # the send failed: the next delivery may send
-    retry = sent.claim(message_id)
+    retry = sent.reserve(message_id)
     assert retry.state == "mine"
     sent.mark_sent(message_id)
-    assert sent.claim(message_id).state == "sent"
+    assert sent.reserve(message_id).state == "sent"
     sent.release(message_id, retry)  # a late release does not undo "sent"
-    assert sent.claim(message_id).state == "sent"
+    assert sent.reserve(message_id).state == "sent"
 
     older = f"<welcome.{uuid.uuid4()}@imageproc.example>"
     sent.client.set(f"mail-sent:{older}", "1")  # what earlier versions wrote for a sent email
-    assert sent.claim(older).state == "sent"
+    assert sent.reserve(older).state == "sent"
 
 
 def test_an_unreachable_server_is_retried_and_a_malformed_address_dropped(start_notifications, config):

@@ -11,7 +11,7 @@ from notification_service import mailer, templates
 from notification_service.mailer import (
     MailClient,
     MailDeliveryError,
-    OutboxTransport,
+    MailFolderTransport,
     SmtpSettings,
     SmtpTransport,
     parse_smtp_url,
@@ -68,7 +68,7 @@ def test_the_password_never_shows_in_a_repr():
 def test_transport_follows_the_config(tmp_path):
     assert isinstance(transport_from_config({"SMTP_URL": "smtp://h:2525"}), SmtpTransport)
     outbox = transport_from_config({"SMTP_URL": None, "MAIL_OUTBOX_DIR": str(tmp_path)})
-    assert isinstance(outbox, OutboxTransport) and outbox.folder == tmp_path
+    assert isinstance(outbox, MailFolderTransport) and outbox.folder == tmp_path
     default = transport_from_config({"SMTP_URL": ""})
     assert default.folder == REPO_ROOT / "var" / "outbox", "relative to the repository root"
 
@@ -159,17 +159,17 @@ def test_a_failed_delivery_raises_without_addresses(error, permanent, caplog):
 
 def test_a_sent_message_is_logged_by_kind_and_id_only(caplog, tmp_path):
     caplog.set_level("INFO", logger=mailer.__name__)
-    MailClient(OutboxTransport(tmp_path)).send(welcome_message())
+    MailClient(MailFolderTransport(tmp_path)).send(welcome_message())
     assert "sent welcome mail <welcome." in caplog.text
     assert "ada@example.com" not in caplog.text and "Ada" not in caplog.text
 
 
-# -- the outbox ------------------------------------------------------------------------------------
+# -- the mail folder -------------------------------------------------------------------------------
 
 def test_outbox_writes_one_parseable_eml_named_after_the_message_id(tmp_path):
     folder = tmp_path / "not" / "yet" / "there"
     message = welcome_message()
-    path = OutboxTransport(folder).deliver(message)
+    path = MailFolderTransport(folder).deliver(message)
     assert path.parent == folder and path.name == f"welcome.{USER['id']}_imageproc.example.eml"
     assert os.listdir(folder) == [path.name], "no temporary file left behind"
     parsed = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
@@ -179,14 +179,14 @@ def test_outbox_writes_one_parseable_eml_named_after_the_message_id(tmp_path):
 
 
 def test_a_redelivered_message_overwrites_its_own_file(tmp_path):
-    outbox = OutboxTransport(tmp_path)
+    outbox = MailFolderTransport(tmp_path)
     outbox.deliver(welcome_message())
     outbox.deliver(welcome_message())
     assert len(list(tmp_path.glob("*.eml"))) == 1
 
 
 def test_a_message_without_an_id_gets_a_unique_file(tmp_path):
-    outbox = OutboxTransport(tmp_path)
+    outbox = MailFolderTransport(tmp_path)
     for _ in range(2):
         message = welcome_message()
         del message["Message-ID"]
@@ -197,7 +197,7 @@ def test_a_message_without_an_id_gets_a_unique_file(tmp_path):
 def test_a_failed_write_leaves_neither_a_partial_eml_nor_a_temporary_file(tmp_path):
     with mock.patch.object(mailer.os, "replace", side_effect=OSError(28, "No space left on device")):
         with pytest.raises(OSError):
-            OutboxTransport(tmp_path).deliver(welcome_message())
+            MailFolderTransport(tmp_path).deliver(welcome_message())
     assert os.listdir(tmp_path) == []
 
 
@@ -211,14 +211,14 @@ def test_the_file_appears_only_complete(tmp_path):
         real_replace(source, target)
 
     with mock.patch.object(mailer.os, "replace", side_effect=replace):
-        OutboxTransport(tmp_path).deliver(welcome_message())
+        MailFolderTransport(tmp_path).deliver(welcome_message())
     (emls, temporary), = seen
     assert emls == [] and temporary.startswith(".") and temporary.endswith(".tmp")
 
 
 def test_outbox_health_needs_a_writable_folder(tmp_path):
-    OutboxTransport(tmp_path / "new").check()
+    MailFolderTransport(tmp_path / "new").check()
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     with pytest.raises(OSError):
-        OutboxTransport(blocker / "outbox").check()
+        MailFolderTransport(blocker / "outbox").check()

@@ -5,7 +5,7 @@ from unittest import mock
 import pytest
 from nameko.testing.services import worker_factory
 
-from notification_service.dependencies import Claim
+from notification_service.dependencies import Reservation
 from notification_service.mailer import MailDeliveryError
 from notification_service.service import NotificationService, absolute_url, public_base_url
 from shared import errors
@@ -34,18 +34,18 @@ class MemorySentLog:
         self.records = {}  # Message-ID: "sent", or the token of the worker sending it
         self.tokens = itertools.count()
 
-    def claim(self, message_id):
+    def reserve(self, message_id):
         record = self.records.get(message_id)
         if record is not None:
-            return Claim("sent" if record == "sent" else "elsewhere")
+            return Reservation("sent" if record == "sent" else "elsewhere")
         self.records[message_id] = f"sending:{next(self.tokens)}"
-        return Claim("mine", self.records[message_id])
+        return Reservation("mine", self.records[message_id])
 
     def mark_sent(self, message_id):
         self.records[message_id] = "sent"
 
-    def release(self, message_id, claim):
-        if self.records.get(message_id) == claim.token:
+    def release(self, message_id, reservation):
+        if self.records.get(message_id) == reservation.token:
             del self.records[message_id]
 
 
@@ -164,7 +164,7 @@ def test_a_redelivered_event_sends_no_second_email(service):
 
 def test_an_email_another_worker_is_sending_is_retried_later_not_sent_twice(service):
     """The same event delivered twice at once (a publish the broker took twice)."""
-    service.sent.claim(f"<image-ready.{IMAGE_ID}@imageproc.example>")  # the other worker's claim
+    service.sent.reserve(f"<image-ready.{IMAGE_ID}@imageproc.example>")  # the other worker's reservation
     with pytest.raises(Retry):
         service.send_image_ready(COMPLETED)
     service.mailer.send.assert_not_called()
