@@ -24,13 +24,11 @@ from shared.tracing import TracedRpcProxy
 
 log = logging.getLogger(__name__)
 
+
 def public_base_url(config):
     """Where a reader's browser reaches the gateway: `PUBLIC_BASE_URL`, else the local gateway."""
-    base_url = config.get("PUBLIC_BASE_URL")
-    if not base_url:
-        gateway_port = config.get("GATEWAY_PORT")
-        base_url = f"http://127.0.0.1:{gateway_port}" if gateway_port else setting(config, "PUBLIC_BASE_URL")
-    return str(base_url).rstrip("/")
+    base_url = setting(config, "PUBLIC_BASE_URL") or f"http://127.0.0.1:{setting(config, 'GATEWAY_PORT')}"
+    return base_url.rstrip("/")
 
 
 def absolute_url(config, path):

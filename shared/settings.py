@@ -74,7 +74,10 @@ TABLE = (
     Setting("MAIL_OUTBOX_DIR", str, "var/outbox", "Where mail goes without SMTP_URL."),
     Setting("MAIL_FROM", str, "Image Service <no-reply@imageproc.localhost>", "The sender of every email."),
     Setting("SMTP_TIMEOUT_SECONDS", float, 10, "Per SMTP operation."),
-    Setting("PUBLIC_BASE_URL", str, "http://127.0.0.1:8080", "Where users reach the gateway: links in emails are made absolute with it."),
+    Setting("PUBLIC_BASE_URL", str, None,
+            "Where users reach the gateway: links in emails are made absolute with it. Empty: the local "
+            "gateway, http://127.0.0.1:GATEWAY_PORT."),
+    Setting("GATEWAY_PORT", int, 8080, "Where nginx listens (scripts/render-nginx-conf reads it as well)."),
 
     Section("Tokens and logins"),
     Setting("JWT_PRIVATE_KEY_FILE", str, "var/keys/jwt-ed25519.pem",
