@@ -48,12 +48,16 @@ class RedisClient(nameko_redis.Redis):
         return client
 
     def stop(self):
-        self.client.connection_pool.disconnect()  # the workers are done by now
+        self._disconnect()  # the workers are done by now
         super().stop()
 
     def kill(self):
-        self.client.connection_pool.disconnect()
+        self._disconnect()
         super().kill()
+
+    def _disconnect(self):
+        if self.client is not None:  # stop() and kill() may both come, in either order
+            self.client.connection_pool.disconnect()
 
     def get_dependency(self, worker_ctx):
         return self.wrapped

@@ -10,9 +10,10 @@ import time
 
 import pytest
 import requests
+from nameko.standalone.rpc import ClusterRpcProxy
 
 from shared.config import REPO_ROOT
-from tests.support.processes import free_port
+from tests.support.processes import free_port, wait_for
 
 KILL_WEB_SERVER_THREAD = (
     "server = [e for e in list(runner.containers)[0].subextensions if type(e).__name__ == 'JsonWebServer'][0]; "
@@ -32,15 +33,15 @@ def nameko_pid(respawn_pid):
     return None
 
 
-def wait_for(predicate, timeout, message):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(message() if callable(message) else message)
-        time.sleep(0.1)
+def answers_rpc(config):
+    """An RPC round trip: the service's consumers are declared and consuming. (Its HTTP port
+    answers earlier, while nameko is still declaring queues; a SIGTERM in that instant races
+    nameko 2.14's own start-up and ends in a container kill.)"""
+    try:
+        with ClusterRpcProxy({"AMQP_URI": config["AMQP_URI"]}, timeout=5) as cluster:
+            return cluster.user_service.health()["status"] in ("ok", "unavailable")
+    except Exception:  # noqa: BLE001 - not up yet, whatever the reason
+        return False
 
 
 def healthy(port):
@@ -64,9 +65,8 @@ def backdoor(port, command):
         return answer.decode(errors="replace")
 
 
-@pytest.fixture
-def respawned_user_service(config, tmp_path):
-    port, backdoor_port = free_port(), free_port()
+def start_under_respawn(config, log_path, port, backdoor_port):
+    """user_service run as the Procfile runs it: under scripts/respawn, in a session of its own."""
     env = {
         **os.environ,
         "PYTHONWARNINGS": "ignore",
@@ -79,24 +79,35 @@ def respawned_user_service(config, tmp_path):
         "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}",
         "OTEL_SERVICE_NAME": "user_service",
     }
-    log_path = tmp_path / "respawn.log"
     with open(log_path, "wb") as log_file:
-        process = subprocess.Popen(
+        return subprocess.Popen(
             ["scripts/respawn", "user_service", ".venv/bin/nameko", "run", "--config", "config.yaml",
              "--backdoor-port", str(backdoor_port), "user_service.service:UserService"],
             cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
         )
+
+
+def stop(process):
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
     try:
-        wait_for(lambda: healthy(port), 60, lambda: f"user_service did not start:\n{log_path.read_text()[-3000:]}")
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def respawned_user_service(config, tmp_path):
+    port, backdoor_port = free_port(), free_port()
+    log_path = tmp_path / "respawn.log"
+    process = start_under_respawn(config, log_path, port, backdoor_port)
+    try:
+        wait_for(lambda: healthy(port) and answers_rpc(config), 60,
+                 lambda: f"user_service did not start:\n{log_path.read_text()[-3000:]}", interval=0.1)
         yield process, port, backdoor_port, log_path
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        stop(process)
 
 
 def test_a_service_whose_container_dies_exits_and_is_started_again(respawned_user_service):
