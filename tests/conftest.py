@@ -10,15 +10,14 @@ import sys  # noqa: E402
 import uuid  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import psycopg2  # noqa: E402
 import pytest  # noqa: E402
 import redis  # noqa: E402
-from psycopg2 import sql  # noqa: E402
 
 from shared import migrate  # noqa: E402
 from shared.config import REPO_ROOT, load_config  # noqa: E402
 from shared.keys import ensure_key_pair  # noqa: E402
 from tests.support.mailbox import Mailbox  # noqa: E402
+from tests.support.launcher import create_database, create_vhost, delete_vhost, drop_database  # noqa: E402
 from tests.support.processes import free_port  # noqa: E402
 
 RUN_ID = uuid.uuid4().hex[:10]
@@ -28,42 +27,25 @@ TEST_REDIS_DB = int(os.environ.get("TEST_REDIS_DB", "13"))
 CORPUS_DIR = Path(os.environ.get("CORPUS_DIR") or REPO_ROOT / "tests" / "data" / "corpus")
 
 
-def rabbitmqctl(*args):
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
-
-
 @pytest.fixture
 def amqp_uri():
     """A vhost of its own per test: durable queues left by one test never feed the next."""
     vhost = f"test_{RUN_ID}_{uuid.uuid4().hex[:8]}"
-    rabbitmqctl("add_vhost", vhost)
-    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    create_vhost(vhost)
     yield f"pyamqp://guest:guest@127.0.0.1:5672/{vhost}"
-    rabbitmqctl("delete_vhost", vhost)
-
-
-def _admin_connection():
-    connection = psycopg2.connect(POSTGRES_ADMIN_URL)
-    connection.autocommit = True
-    return connection
+    delete_vhost(vhost)
 
 
 @pytest.fixture(scope="session")
 def database_url():
     name = f"imageproc_test_{RUN_ID}"
-    connection = _admin_connection()
-    with connection.cursor() as cursor:
-        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    connection.close()
+    create_database(name, POSTGRES_ADMIN_URL)
     url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
     config = {"DATABASE_URL": url, "USER_DATABASE_URL": None, "UPLOAD_DATABASE_URL": None}
     for service in migrate.MIGRATED_SERVICES:
         migrate.upgrade(service, config)
     yield url
-    connection = _admin_connection()
-    with connection.cursor() as cursor:
-        cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-    connection.close()
+    drop_database(name, POSTGRES_ADMIN_URL)
 
 
 @pytest.fixture(scope="session")

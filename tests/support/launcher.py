@@ -179,25 +179,45 @@ class LaunchedSuite:
 # -- a clean state on the shared servers ------------------------------------------------------------
 
 
+def _rabbitmqctl(*args, check=True):
+    subprocess.run(["rabbitmqctl", "-q", *args], check=check, capture_output=True, timeout=60)
+
+
+def create_vhost(vhost):
+    """A RabbitMQ vhost the guest user may use."""
+    _rabbitmqctl("add_vhost", vhost)
+    _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+
+
+def delete_vhost(vhost, check=True):
+    _rabbitmqctl("delete_vhost", vhost, check=check)
+
+
 def reset_vhost(vhost):
-    """The RabbitMQ vhost, empty: deleted (with every queue) and made again."""
-    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=60)
-    for command in (["add_vhost", vhost], ["set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"]):
-        subprocess.run(["rabbitmqctl", "-q", *command], check=True, capture_output=True, timeout=60)
-
-
-def delete_vhost(vhost):
-    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=60)
+    """The RabbitMQ vhost, empty: deleted (with every queue) if it was there, and made again."""
+    delete_vhost(vhost, check=False)
+    create_vhost(vhost)
 
 
 def reset_redis_db(url):
     redis.Redis.from_url(url).flushdb()
 
 
-def drop_database(name, admin_dsn="host=127.0.0.1 port=5432 user=postgres dbname=postgres"):
-    """Drops the database (scripts/bootstrap makes it again, migrated, when the suite starts)."""
+ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+
+
+def _as_admin(statement, name, admin_dsn):
     connection = psycopg2.connect(admin_dsn)
     connection.autocommit = True
     with connection.cursor() as cursor:
-        cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        cursor.execute(sql.SQL(statement).format(sql.Identifier(name)))
     connection.close()
+
+
+def create_database(name, admin_dsn=ADMIN_DSN):
+    _as_admin("CREATE DATABASE {}", name, admin_dsn)
+
+
+def drop_database(name, admin_dsn=ADMIN_DSN):
+    """Drops the database (scripts/bootstrap makes it again, migrated, when the suite starts)."""
+    _as_admin("DROP DATABASE IF EXISTS {} WITH (FORCE)", name, admin_dsn)
