@@ -15,7 +15,8 @@ from PIL import Image, ImageFile
 
 from imaging.failures import ImageFailure, PipelineError
 from imaging.png import fast_png
-from shared import errors, partial_files
+from shared import errors
+from shared.storage import partial_files
 
 DEFAULT_QUALITY = {"jpeg": 85, "webp": 80, "avif": 60}
 _ICC_COLOR_SPACES = {"L": b"GRAY", "LA": b"GRAY", "RGB": b"RGB ", "RGBA": b"RGB "}
@@ -30,9 +31,9 @@ def encode(image, output_format, quality, icc_profile, dst_path_stem):
         encoded = fast_png(image, icc_profile) if output_format.name == "png" and quality is None else None
         _save_atomically(image, path, output_format.pillow, options, encoded)
     except FileNotFoundError as exc:
-        # Our half-written file was removed: this job's claim ran out and upload_service cleared
-        # what it took for a dead worker's leftovers. Not the image's fault: the retry finds it
-        # taken over (or finished) and stands down.
+        # Our half-written file was removed with its run's folder (the run outlived its time, or
+        # the spool cleaner took it for a dead process's). Not the image's fault: the retry finds
+        # it taken over (or finished) and stands down.
         raise errors.ServiceUnavailable("The result was removed while it was written") from exc
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):

@@ -1,7 +1,9 @@
 """process_service: runs each uploaded image's pipeline and reports the result by event.
 
-Stateless: any number of processes (on any host that sees the same storage and broker) share the
-work through the broker's queue. Pillow runs in native threads, within a per-process pixel budget,
+Stateless: any number of processes (on any host that reaches the same store and broker) share the
+work through the broker's queue. Originals are read and outputs written only through the store
+(shared/storage): with an object store, a run's bytes are in local files of its own spool, removed
+when it ends. Pillow runs in native threads, within a per-process pixel budget,
 so the event loop and AMQP heartbeats go on while images are decoded.
 """
 import contextlib
@@ -18,11 +20,12 @@ from process_service.isolation import Isolation, Suspect
 from process_service.lease import HeldClaim
 from shared import deadline, logs
 from shared.delivery import Delivery, RetryAfter, retrying_event_handler, retry_when_unavailable
-from shared.config import resolve_path
 from shared.health import check_amqp
 from shared.service import Service
 from shared.metrics import OPERATION_SECONDS, WORK_WAITING, queue_depth
 from shared.settings import setting
+from shared.storage import ObjectMissing, output_name
+from shared.storage.dependency import ImageStore
 from shared.threads import run_in_thread
 from shared.tracing import TracedEventDispatcher, TracedRpcProxy, tracer
 
@@ -33,13 +36,11 @@ PROCESS_QUEUE = "evt-upload_service-image_uploaded--process_service.process"
 
 
 class Workbench(DependencyProvider):
-    """Where images are read and written, how many pixels may be in memory at once, and which
-    jobs run alone (process_service/isolation.py)."""
+    """How many pixels may be in memory at once, how long a pipeline may take, and which jobs run
+    alone (process_service/isolation.py)."""
 
     def setup(self):
         config = self.container.config
-        self.storage_root = resolve_path(setting(config, "STORAGE_DIR"))
-        (self.storage_root / "outputs").mkdir(parents=True, exist_ok=True)
         self.max_pixels = setting(config, "MAX_IMAGE_PIXELS")
         self.budget = PixelBudget(setting(config, "PROCESS_BUDGET_PIXELS"))
         self.timeout_seconds = setting(config, "PROCESSING_TIMEOUT_SECONDS")
@@ -47,10 +48,6 @@ class Workbench(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self
-
-    def check_storage(self):
-        if not os.access(self.storage_root / "outputs", os.W_OK):
-            raise PermissionError("outputs folder is not writable")
 
 
 def _remove_late_result(job):
@@ -77,6 +74,7 @@ class ProcessService(Service):
     name = "process_service"
 
     workbench = Workbench()
+    storage = ImageStore()
     dispatch = TracedEventDispatcher()
     delivery = Delivery()
     upload_service = TracedRpcProxy("upload_service")
@@ -128,27 +126,38 @@ class ProcessService(Service):
         raise RetryAfter(claim["retry_after"])
 
     def _run_pipeline(self, payload):
+        """Fetches the original (a local file for the run), runs the pipeline into the run's own
+        folder, and stores the output; nothing of the run stays on local disk afterwards."""
         bench = self.workbench
-        source = bench.storage_root / payload["original_path"]
-        if not source.is_file():
-            raise PipelineError(ImageFailure.SOURCE_MISSING, "The original file is no longer stored")
-        stem = bench.storage_root / "outputs" / payload["image_id"]
+        image_id = payload["image_id"]
         pixels = min(int(payload.get("width", 0)) * int(payload.get("height", 0)), bench.max_pixels)
         timings = []
-        with bench.budget.reserve(pixels), tracer().start_as_current_span("pipeline"):
-            try:
-                result = self._within_timeout(
-                    process_image, str(source), payload["operations"], str(stem), bench.max_pixels, timings
-                )
-            finally:
-                record_steps(timings)
+        with self._fetched_original(payload["original_path"]) as source, self.storage.spool.folder_for_run() as run:
+            with bench.budget.reserve(pixels), tracer().start_as_current_span("pipeline"):
+                try:
+                    result = self._within_timeout(
+                        process_image, str(source), payload["operations"], str(run / image_id), bench.max_pixels, timings
+                    )
+                finally:
+                    record_steps(timings)
+            name = output_name(image_id, os.path.basename(result["path"]).rsplit(".", 1)[-1])
+            with tracer().start_as_current_span("store output"):
+                self.storage.put_file(result["path"], name, content_type=result["mime_type"])
         return {
-            "path": os.path.relpath(result["path"], bench.storage_root),
+            "path": name,
             "width": result["width"],
             "height": result["height"],
             "format": result["format"],
             "size_bytes": result["size_bytes"],
         }
+
+    @contextlib.contextmanager
+    def _fetched_original(self, name):
+        try:
+            with self.storage.fetched(name) as path:
+                yield path
+        except ObjectMissing:
+            raise PipelineError(ImageFailure.SOURCE_MISSING, "The original file is no longer stored") from None
 
     def _within_timeout(self, *args):
         """`process_image(*args)` in a native thread. A native thread cannot be stopped: past
@@ -174,4 +183,4 @@ class ProcessService(Service):
             log.warning("queue depth unavailable: %s", exc)
 
     def _checks(self):
-        return {"amqp": check_amqp(setting(self.config, "AMQP_URI")), "storage": self.workbench.check_storage}
+        return {"amqp": check_amqp(setting(self.config, "AMQP_URI")), "storage": self.storage.check}

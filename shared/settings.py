@@ -66,7 +66,26 @@ TABLE = (
     Setting("USER_DATABASE_URL", str, None, "A database of user_service's own."),
     Setting("UPLOAD_DATABASE_URL", str, None, "A database of upload_service's own."),
     Setting("REDIS_URL", str, "redis://127.0.0.1:6379/0", "Status cache, long-poll doorbell, login throttle."),
-    Setting("STORAGE_DIR", str, "var/storage", "Originals and results live here; nginx serves downloads from the same folder."),
+
+    Section("Image storage"),
+    Setting("STORAGE_URL", str, None,
+            "Where image bytes live: empty or file:///absolute/path for a folder (STORAGE_DIR when empty), "
+            "s3://bucket[/prefix] for any S3-compatible store. With s3://, the endpoint, region and credentials "
+            "are read as AWS SDKs read them: AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, AWS_REGION, "
+            "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (README, \"Image storage\")."),
+    Setting("STORAGE_DIR", str, "var/storage",
+            "The folder of the file:// store; nginx serves downloads from the same folder."),
+    Setting("SPOOL_DIR", str, None,
+            "Local scratch files (an upload being validated, an original being processed, an output being "
+            "encoded), removed when their request or run ends. Empty: the system's temporary folder."),
+    Setting("STORAGE_TIMEOUT_SECONDS", float, 10,
+            "s3://: per connection attempt (at most 3 s) and per read; with 3 attempts, an unreachable store "
+            "answers an upload 503 within about 10 s."),
+    Setting("STORAGE_MAX_CONNECTIONS", int, 20, "s3://: connections each process keeps to the store."),
+    Setting("GATEWAY_S3_ACCESS_KEY_ID", str, None,
+            "s3://: the read-only key nginx signs downloads with (gateway/objects.js); empty: AWS_ACCESS_KEY_ID. "
+            "Read by scripts/render-nginx-conf and nginx, not by the services."),
+    Setting("GATEWAY_S3_SECRET_ACCESS_KEY", str, None, "Its secret; empty: AWS_SECRET_ACCESS_KEY."),
 
     Section("Mail"),
     Setting("SMTP_URL", str, None,

@@ -19,6 +19,7 @@ from shared.keys import ensure_key_pair  # noqa: E402
 from tests.support.mailbox import Mailbox  # noqa: E402
 from tests.support.launcher import create_database, create_vhost, delete_vhost, drop_database  # noqa: E402
 from tests.support.processes import free_port  # noqa: E402
+from tests.support.seaweedfs import SeaweedFS  # noqa: E402
 
 RUN_ID = uuid.uuid4().hex[:10]
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
@@ -80,13 +81,52 @@ def base_config(database_url, redis_url, key_files):
     return config
 
 
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory):
+    """The real S3-compatible store (SeaweedFS), started once per session when a test needs it.
+    Its endpoint and keys go into this process's environment, where boto3 reads them (as the
+    services do), and so into every suite the tests launch."""
+    with SeaweedFS(tmp_path_factory.mktemp("seaweedfs")) as store:
+        saved = {name: os.environ.get(name) for name in store.env()}
+        os.environ.update(store.env())
+        yield store
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 @pytest.fixture
-def config(base_config, tmp_path, redis_url, amqp_uri):
-    """A fresh configuration per test: own vhost, storage and outbox folders, an empty Redis db."""
+def storage_backend():
+    """Which store a test's configuration names: "file" here; a module that runs its tests on
+    both stores overrides this fixture with `params=STORE_KINDS`."""
+    return "file"
+
+
+STORE_KINDS = ("file", "s3")
+
+
+@pytest.fixture
+def storage_url(request, storage_backend):
+    """STORAGE_URL for the test: empty (the folder store, STORAGE_DIR) or a prefix of the test's
+    own in the SeaweedFS bucket."""
+    if storage_backend == "file":
+        return ""
+    store = request.getfixturevalue("seaweedfs")
+    return store.url(f"t-{RUN_ID}-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture
+def config(base_config, tmp_path, redis_url, amqp_uri, storage_url):
+    """A fresh configuration per test: own vhost, storage (folder or bucket prefix) and outbox
+    folder, an empty Redis db."""
     redis.Redis.from_url(redis_url).flushdb()
     return {
         **base_config,
         "AMQP_URI": amqp_uri,
+        "STORAGE_URL": storage_url,
+        "SPOOL_DIR": str(tmp_path / "spool"),
         "STORAGE_DIR": str(tmp_path / "storage"),
         "MAIL_OUTBOX_DIR": str(tmp_path / "outbox"),
         "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",

@@ -1,4 +1,4 @@
-"""upload_service's DependencyProviders: storage on disk, status in Redis, limits from config."""
+"""upload_service's DependencyProviders: status in Redis, limits from config (its store: shared/storage)."""
 from eventlet.semaphore import Semaphore
 from nameko.extensions import DependencyProvider
 
@@ -6,21 +6,12 @@ from imaging.budget import PixelBudget
 from shared.redis_client import RedisClient, connect
 from shared.settings import setting
 from upload_service.status import StatusCache, StatusNotifier
-from upload_service.storage import Storage
 
 REDIS_POOL_SIZE = 20
 # How many results from process_service are recorded at once. The AMQP prefetch is MAX_WORKERS
 # (1,100, sized for long-polls), so a burst of results would otherwise start a thousand handlers
 # that queue for the database pool (30) and time out; beyond this they wait their turn in-process.
 RESULT_SLOTS = 16
-
-
-class ImageStorage(DependencyProvider):
-    def setup(self):
-        self.storage = Storage(setting(self.container.config, "STORAGE_DIR"))
-
-    def get_dependency(self, worker_ctx):
-        return self.storage
 
 
 class ImageStatus(RedisClient):

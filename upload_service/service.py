@@ -1,5 +1,6 @@
 """upload_service: takes uploads with their operations, keeps their records, answers status
 (long-polled), serves downloads through nginx, and learns results from process_service."""
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -28,11 +29,14 @@ from shared.service import Service
 from shared.metrics import IMAGES_FINISHED, WORK_WAITING
 from shared.outbox import Outbox
 from shared.settings import setting
+from shared.storage import original_name
+from shared.storage.base import copy_limited
+from shared.storage.dependency import ImageStore
 from shared.threads import run_in_thread
 from shared.tracing import TracedEventDispatcher
 from shared.validation import load
 from upload_service import claims
-from upload_service.dependencies import ImageStatus, ImageStorage, Limits
+from upload_service.dependencies import ImageStatus, Limits
 from upload_service.models import COMPLETED, FAILED, FINAL_STATUSES, PROCESSING, QUEUED, Base, Image, OutboxEvent
 from upload_service.schemas import (
     ListQuerySchema,
@@ -43,7 +47,8 @@ from upload_service.schemas import (
     status_query_schema,
 )
 from upload_service.status import GONE
-from upload_service.storage import Sweeper, safe_filename
+from upload_service.filenames import safe_filename
+from upload_service.sweeper import Sweeper
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +86,7 @@ class UploadService(Service):
     # Rows keep their values after a commit: the status cache is written from them without a re-read.
     db = Database(Base, "UPLOAD_DATABASE_URL", session_options={"expire_on_commit": False})
     auth = Auth()
-    storage = ImageStorage()
+    storage = ImageStore()
     status = ImageStatus()
     limits = Limits()
     dispatch = TracedEventDispatcher()
@@ -99,9 +104,14 @@ class UploadService(Service):
 
         image_id = uuid.uuid4()
         logs.bind(image_id=image_id)
-        original_path, size = self.storage.save_original(image_id, upload.stream, self.limits.max_upload_bytes)
+        original_path = original_name(image_id)
+        # Validated from a local copy before anything reaches the store: a refused file costs it nothing.
+        with self.storage.staged(original_path) as staged:
+            with open(staged.path, "wb") as out:
+                size = copy_limited(upload.stream, out, self.limits.max_upload_bytes)
+            info = self._inspect(staged.path)
+            staged.commit(content_type=MIME_TYPES[info["format"]])
         try:
-            info = self._inspect(self.storage.path(original_path))
             image = Image(
                 id=image_id,
                 user_id=user_id,
@@ -130,9 +140,11 @@ class UploadService(Service):
             })
             session.commit()
         except BaseException:
-            # Refused or failed: nothing stays behind, neither the file nor a row.
+            # Failed: nothing stays behind, neither the bytes nor a row (should the store be down
+            # now, the sweeper removes them: they have no row).
             self.db.session.rollback()
-            self.storage.remove(original_path)
+            with contextlib.suppress(errors.ServiceUnavailable):
+                self.storage.remove(original_path)
             raise
         self.status.cache.set(image, announce=False)
         self._relay_outbox(only=[uploaded.id])
@@ -201,7 +213,8 @@ class UploadService(Service):
 
     @http("GET", "/api/images/<image_id>/download")
     def download(self, request, image_id):
-        """Authorizes, then lets nginx stream the file from its internal /_storage/ location."""
+        """Authorizes, then lets nginx stream the output from the store itself (X-Accel-Redirect to
+        its internal /_storage/ or /_objects/ location): no image byte passes through here."""
         user_id = self.auth.user_id(request)
         image = self._owned_image(image_id, user_id)
         if image.status != COMPLETED:
@@ -211,7 +224,7 @@ class UploadService(Service):
         return Response(
             status=200,
             headers={
-                "X-Accel-Redirect": f"/_storage/{image.output_path}",
+                "X-Accel-Redirect": self.storage.gateway_location(image.output_path),
                 "Content-Type": MIME_TYPES[image.output_format],
                 "Content-Disposition": content_disposition(filename),
                 "Cache-Control": "private, max-age=3600",
@@ -225,8 +238,12 @@ class UploadService(Service):
         files = (image.original_path, image.output_path)
         self.db.session.delete(image)
         self.db.session.commit()
-        self.storage.remove(*files)
         self.status.cache.forget(image.id)
+        try:
+            self.storage.remove(*files)
+        except errors.ServiceUnavailable as exc:
+            # The image is gone for its owner; its bytes, without a row now, go with the next sweep.
+            log.warning("image deleted, its bytes left to the sweeper: %s", exc)
         return 204, None
 
     # -- results from process_service -----------------------------------------------------------
@@ -248,7 +265,7 @@ class UploadService(Service):
             if decision.found_crash:
                 # Its writer is dead and nobody holds the image: what it half-wrote goes now (the
                 # next holder is told to proceed only after this returns).
-                self.storage.remove_partial_outputs(image.id)
+                self.storage.remove_partials(image.id)
             if decision.proceed:
                 image.status = PROCESSING
                 image.updated_at = now
@@ -361,7 +378,7 @@ class UploadService(Service):
         """Removes what crashes left on disk, and outbox rows published long ago."""
         removed = Sweeper(self.storage, ORPHAN_MIN_AGE_SECONDS).sweep(self._statuses_of_images)
         if removed:
-            log.warning("swept %d orphaned file(s)", len(removed), extra={"files": [p.name for p in removed][:50]})
+            log.warning("swept %d orphaned object(s)", len(removed), extra={"objects": [o.name for o in removed][:50]})
         OUTBOX.delete_published_before(self.db.session, utcnow() - OUTBOX_RETENTION)
         self.db.session.commit()
 
@@ -389,7 +406,7 @@ class UploadService(Service):
             "database": lambda: self.db.session.execute(select(1)),
             "redis": self.status.client.ping,
             "amqp": check_amqp(setting(self.config, "AMQP_URI")),
-            "storage": self.storage.check_writable,
+            "storage": self.storage.check,
         }
 
     def _single_file(self, request):

@@ -12,7 +12,7 @@ from PIL import Image as PILImage
 from sqlalchemy import func, select
 
 from process_service.service import ProcessService
-from shared import partial_files
+from shared.storage import partial_files
 from shared.db import make_engine
 from shared.revocation import LOADED_KEY
 from tests.conftest import CORPUS_DIR

@@ -1,64 +1,172 @@
-"""upload_service/storage.py on a temporary folder: atomic originals, safe names, the sweeper."""
+"""shared/storage on a temporary folder: STORAGE_URL, the folder store, the spool, the sweeper.
+(Both stores against the real SeaweedFS: tests/integration/test_stores.py.)"""
 import errno
 import io
 import os
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
 from shared import errors
-from upload_service import storage as storage_module
-from upload_service.storage import Storage, Sweeper, image_id_of, safe_filename
+from shared.storage import ObjectMissing, open_store
+from shared.storage.base import copy_limited
+from shared.storage.location import BucketLocation, FolderLocation, InvalidStorageUrl, parse_storage_url
+from shared.storage.spool import Spool
+from upload_service.filenames import safe_filename
+from upload_service.sweeper import Sweeper, image_id_of
 
 
 @pytest.fixture
-def storage(tmp_path):
-    return Storage(tmp_path)
+def store(tmp_path):
+    return open_store({"STORAGE_DIR": str(tmp_path / "storage"), "SPOOL_DIR": str(tmp_path / "spool")})
 
 
 def files_under(root):
     return sorted(str(path.relative_to(root)) for path in root.rglob("*") if path.is_file())
 
 
-def test_an_original_is_stored_whole_under_its_image_id(storage, tmp_path):
-    image_id = uuid.uuid4()
-    relative, size = storage.save_original(image_id, io.BytesIO(b"x" * 3_000_000), max_bytes=5_000_000)
-    assert (relative, size) == (f"originals/{image_id}", 3_000_000)
-    assert storage.path(relative).read_bytes() == b"x" * 3_000_000
-    assert files_under(tmp_path) == [relative]
+# -- STORAGE_URL ---------------------------------------------------------------------------------
 
 
-def test_a_body_over_the_limit_is_refused_and_leaves_nothing(storage, tmp_path):
+def test_an_empty_storage_url_is_the_storage_dir_folder(tmp_path):
+    assert parse_storage_url("", tmp_path) == FolderLocation(tmp_path)
+    assert parse_storage_url("file:///srv/images", "ignored") == FolderLocation(Path("/srv/images"))
+
+
+@pytest.mark.parametrize("url, bucket, prefix, key", [
+    ("s3://images", "images", "", "originals/x"),
+    ("s3://images/", "images", "", "originals/x"),
+    ("s3://images/prod/eu/", "images", "prod/eu", "prod/eu/originals/x"),
+])
+def test_an_s3_url_names_a_bucket_and_a_prefix(url, bucket, prefix, key):
+    location = parse_storage_url(url, "unused")
+    assert location == BucketLocation(bucket, prefix)
+    assert location.key("originals/x") == key and location.relative(key) == "originals/x"
+
+
+@pytest.mark.parametrize("url", [
+    "s3://", "s3://UPPER", "s3://images/with space", "s3://images/a?x=1", "file://host/path",
+    "file:relative", "gs://images", "/just/a/path",
+])
+def test_a_storage_url_that_names_nothing_usable_is_refused_by_name(url):
+    with pytest.raises(InvalidStorageUrl, match="STORAGE_URL"):
+        parse_storage_url(url, "unused")
+
+
+# -- the folder store ----------------------------------------------------------------------------------
+
+
+def test_a_staged_file_is_stored_whole_only_on_commit(store):
+    with store.staged("originals/a") as staged:
+        staged.path.write_bytes(b"x" * 3_000_000)
+        assert "originals/a" not in {s.name for s in store.listing("originals") if not s.partial}
+        staged.commit()
+    with store.fetched("originals/a") as path:
+        assert path.read_bytes() == b"x" * 3_000_000
+    assert files_under(store.root) == ["originals/a"]
+
+
+def test_a_staged_file_without_a_commit_leaves_nothing(store):
     with pytest.raises(errors.TooLarge):
-        storage.save_original(uuid.uuid4(), io.BytesIO(b"x" * 3_000_000), max_bytes=2_000_000)
-    assert files_under(tmp_path) == []
+        with store.staged("originals/b") as staged, open(staged.path, "wb") as out:
+            copy_limited(io.BytesIO(b"x" * 3_000_000), out, max_bytes=2_000_000)
+    assert files_under(store.root) == []
 
 
-def test_a_full_disk_is_insufficient_storage_and_leaves_nothing(storage, tmp_path, monkeypatch):
-    real_open = open
-
-    class FullDisk(io.FileIO):
+def test_a_full_disk_while_copying_an_upload_is_insufficient_storage():
+    class FullDisk(io.BytesIO):
         def write(self, data):
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    def opening(path, mode="r", *args, **kwargs):
-        return FullDisk(path, "wb") if "w" in mode else real_open(path, mode, *args, **kwargs)
-
-    monkeypatch.setattr(storage_module, "open", opening, raising=False)
     with pytest.raises(errors.InsufficientStorage):
-        storage.save_original(uuid.uuid4(), io.BytesIO(b"x" * 100), max_bytes=1000)
-    assert files_under(tmp_path) == []
+        copy_limited(io.BytesIO(b"x" * 100), FullDisk(), max_bytes=1000)
 
 
-def test_a_client_gone_mid_upload_leaves_nothing(storage, tmp_path):
+def test_a_client_gone_mid_upload_leaves_nothing(store):
     class Broken(io.BytesIO):
         def read(self, size=-1):
             raise ConnectionResetError("the client went away")
 
     with pytest.raises(ConnectionResetError):
-        storage.save_original(uuid.uuid4(), Broken(), max_bytes=1000)
+        with store.staged("originals/c") as staged, open(staged.path, "wb") as out:
+            copy_limited(Broken(), out, max_bytes=1000)
+    assert files_under(store.root) == []
+
+
+def test_put_file_moves_a_spool_file_into_the_store(store):
+    with store.spool.file(".png") as path:
+        path.write_bytes(b"png")
+        store.put_file(path, "outputs/d.png")
+        assert not path.exists()
+    with store.fetched("outputs/d.png") as stored:
+        assert stored.read_bytes() == b"png"
+
+
+def test_fetching_what_is_not_stored_is_object_missing(store):
+    with pytest.raises(ObjectMissing):
+        with store.fetched("originals/nothing"):
+            pass
+
+
+def test_remove_partials_removes_only_that_images_half_written_files(store):
+    mine, theirs = uuid.uuid4(), uuid.uuid4()
+    from shared.storage import partial_files
+    left = [partial_files.partial_path(store.root / "outputs" / f"{image}.webp") for image in (mine, theirs)]
+    for path in left:
+        path.write_bytes(b"half")
+    store.remove_partials(mine)
+    assert [path.exists() for path in left] == [False, True]
+    assert [s.partial for s in store.listing("outputs")] == [True]
+
+
+def test_the_gateway_is_sent_to_its_storage_folder(store):
+    assert store.gateway_location("outputs/e.png") == "/_storage/outputs/e.png"
+
+
+# -- the spool -------------------------------------------------------------------------------------------
+
+
+def test_spool_files_and_run_folders_are_removed_when_their_block_ends(tmp_path):
+    spool = Spool(tmp_path)
+    with pytest.raises(RuntimeError):
+        with spool.file() as path, spool.folder_for_run() as run:
+            path.write_bytes(b"x")
+            (run / "output.png").write_bytes(b"y")
+            raise RuntimeError("the pipeline failed")
     assert files_under(tmp_path) == []
+
+
+def test_the_spool_of_a_killed_process_is_removed_by_the_next_one(tmp_path):
+    """A process killed in the middle of a run leaves its spool folder: another process of the
+    same host removes it (its pid is gone), but not the folder of a process still running."""
+    code = ("import sys, os; from shared.storage.spool import Spool; s = Spool(sys.argv[1]); "
+            "c = s.file(); p = c.__enter__(); p.write_bytes(b'x'); os._exit(9)")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=Path(__file__).parents[2], check=False)
+    left = [folder for folder in tmp_path.iterdir()]
+    assert len(left) == 1 and files_under(left[0])
+    mine = Spool(tmp_path)
+    with mine.file() as path:
+        path.write_bytes(b"in use")
+        assert mine.clean_leftovers(max_age_seconds=3600) == left
+        assert path.exists()
+    assert [folder for folder in tmp_path.iterdir()] == [mine.folder]
+
+
+def test_a_spool_folder_of_another_host_is_removed_only_when_old(tmp_path):
+    young, old = tmp_path / "otherhost-123", tmp_path / "otherhost-456"
+    for folder in (young, old):
+        folder.mkdir()
+    two_hours_ago = time.time() - 7200
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    assert Spool(tmp_path).clean_leftovers(max_age_seconds=3600) == [old]
+    assert young.exists()
+
+
+# -- names -----------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("given, stored", [
@@ -77,33 +185,36 @@ def test_client_file_names_are_reduced_to_safe_ones(given, stored):
     assert len(safe_filename(given)) <= 200
 
 
-def test_stored_files_name_their_image():
+def test_stored_names_name_their_image():
     image_id = uuid.uuid4()
-    assert image_id_of(storage_module.Path(f"originals/{image_id}")) == image_id
-    assert image_id_of(storage_module.Path(f"outputs/{image_id}.webp")) == image_id
-    assert image_id_of(storage_module.Path("outputs/.health-probe")) is None
+    assert image_id_of(f"originals/{image_id}") == image_id
+    assert image_id_of(f"outputs/{image_id}.webp") == image_id
+    assert image_id_of("outputs/.health-probe") is None
 
 
-def stored(root, relative, age_seconds):
-    path = root / relative
+# -- the sweeper -----------------------------------------------------------------------------------------
+
+
+def stored(store, name, age_seconds):
+    path = store.root / name
     path.write_bytes(b"x")
     then = time.time() - age_seconds
     os.utime(path, (then, then))
-    return path
+    return name
 
 
-def test_the_sweeper_removes_old_leftovers_and_keeps_what_an_image_needs(storage, tmp_path):
+def test_the_sweeper_removes_old_leftovers_and_keeps_what_an_image_needs(store):
     completed, failed, unknown, young = (uuid.uuid4() for _ in range(4))
     keep = [
-        stored(tmp_path, f"originals/{completed}", 600),
-        stored(tmp_path, f"outputs/{completed}.png", 600),
-        stored(tmp_path, f"originals/{failed}", 600),
-        stored(tmp_path, f"originals/{young}", 5),  # an upload in progress: too young to be a leftover
+        stored(store, f"originals/{completed}", 600),
+        stored(store, f"outputs/{completed}.png", 600),
+        stored(store, f"originals/{failed}", 600),
+        stored(store, f"originals/{young}", 5),  # an upload in progress: too young to be a leftover
     ]
     remove = [
-        stored(tmp_path, f"outputs/{failed}.png", 600),  # a late result of a timed-out image
-        stored(tmp_path, f"originals/{unknown}", 600),  # its row was never committed
-        stored(tmp_path, f"outputs/.{uuid.uuid4()}.png.part", 600),  # half-written by a dead worker
+        stored(store, f"outputs/{failed}.png", 600),  # a late result of a timed-out image
+        stored(store, f"originals/{unknown}", 600),  # its row was never committed
+        stored(store, f"outputs/.{uuid.uuid4()}.png.part", 600),  # half-written by a dead worker
     ]
     asked = []
 
@@ -112,7 +223,7 @@ def test_the_sweeper_removes_old_leftovers_and_keeps_what_an_image_needs(storage
         known = {completed: "completed", failed: "failed"}
         return {image_id: known[image_id] for image_id in image_ids if image_id in known}
 
-    removed = Sweeper(storage, min_age_seconds=60).sweep(statuses)
-    assert sorted(removed) == sorted(remove)
-    assert all(path.exists() for path in keep) and not any(path.exists() for path in remove)
+    removed = Sweeper(store, min_age_seconds=60).sweep(statuses)
+    assert sorted(s.name for s in removed) == sorted(remove)
+    assert files_under(store.root) == sorted(keep)
     assert asked == [{completed, failed, unknown}]

@@ -11,6 +11,7 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from shared import errors
+from shared.storage import open_store
 from upload_service.service import UploadService, content_disposition, operations_from
 from upload_service.status import GONE
 
@@ -31,56 +32,62 @@ def png_bytes():
     return buffer.getvalue()
 
 
+def stored_files(store):
+    return sorted(str(path.relative_to(store.root)) for path in store.root.rglob("*") if path.is_file())
+
+
 @pytest.fixture
-def worker(tmp_path):
-    worker = worker_factory(UploadService)
+def store(tmp_path):
+    return open_store({"STORAGE_DIR": str(tmp_path / "storage"), "SPOOL_DIR": str(tmp_path / "spool")})
+
+
+@pytest.fixture
+def worker(store):
+    # The folder store is real (it is one class, on a temporary folder); the rest are nameko's mocks.
+    worker = worker_factory(UploadService, storage=store)
     worker.auth.user_id.return_value = USER_ID
     worker.limits.max_upload_bytes = 10_000_000
     worker.limits.max_operations = 20
     worker.limits.max_image_pixels = 10_000_000
     worker.limits.max_wait_seconds = 60
-    worker.storage.path.side_effect = lambda relative: tmp_path / relative
     return worker
 
 
-def test_invalid_operations_are_refused_before_anything_is_stored(worker):
+def test_invalid_operations_are_refused_before_anything_is_stored(worker, store):
     request = multipart(png_bytes(), operations=json.dumps([{"type": "resize", "width": 0}]))
     with pytest.raises(errors.InvalidOperations) as refused:
         worker.upload(request)
     assert refused.value.details["field"] == "width"
-    worker.storage.save_original.assert_not_called()
+    assert stored_files(store) == []
     worker.db.session.add.assert_not_called()
 
 
-def test_two_files_are_refused_before_anything_is_stored(worker):
+def test_two_files_are_refused_before_anything_is_stored(worker, store):
     request = Request(EnvironBuilder(method="POST", data={
         "image": [(io.BytesIO(b"a"), "a.png"), (io.BytesIO(b"b"), "b.png")],
     }).get_environ())
     with pytest.raises(errors.ValidationError):
         worker.upload(request)
-    worker.storage.save_original.assert_not_called()
+    assert stored_files(store) == []
 
 
-def test_a_file_that_is_no_image_leaves_neither_file_nor_row(worker, tmp_path):
-    (tmp_path / "originals").mkdir()
-    (tmp_path / "originals" / "x").write_bytes(b"not an image at all")
-    worker.storage.save_original.return_value = ("originals/x", 19)
+def test_a_file_that_is_no_image_leaves_neither_file_nor_row(worker, store):
     with pytest.raises(errors.UnsupportedMediaType):
         worker.upload(multipart(b"not an image at all"))
-    worker.storage.remove.assert_called_once_with("originals/x")
-    worker.db.session.rollback.assert_called_once()
+    assert stored_files(store) == []
+    worker.db.session.add.assert_not_called()
     worker.db.session.commit.assert_not_called()
     worker.status.cache.set.assert_not_called()
 
 
-def test_a_database_failure_after_the_file_was_stored_removes_the_file(worker, tmp_path):
-    (tmp_path / "originals").mkdir()
-    (tmp_path / "originals" / "x").write_bytes(png_bytes())
-    worker.storage.save_original.return_value = ("originals/x", 100)
-    worker.db.session.flush.side_effect = RuntimeError("the database went away")
+def test_a_database_failure_after_the_file_was_stored_removes_the_file(worker, store):
+    stored_before_the_row = []
+    worker.db.session.flush.side_effect = lambda: (stored_before_the_row.extend(stored_files(store)),
+                                                   (_ for _ in ()).throw(RuntimeError("the database went away")))
     with pytest.raises(RuntimeError):
         worker.upload(multipart(png_bytes()))
-    worker.storage.remove.assert_called_once_with("originals/x")
+    assert len(stored_before_the_row) == 1 and stored_before_the_row[0].startswith("originals/")
+    assert stored_files(store) == []
     worker.db.session.rollback.assert_called_once()
 
 
