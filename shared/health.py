@@ -27,7 +27,9 @@ def run_checks(checks):
             return name, "error: timed out"
         except Exception as exc:  # a health probe reports every failure, whatever its type
             log.warning("health check %s failed: %s", name, exc)
-            return name, f"error: {type(exc).__name__}"
+            # A store says which one it is (s3://bucket, file:///path), never its endpoint or keys.
+            store = getattr(exc, "details", {}).get("store") if isinstance(getattr(exc, "details", None), dict) else None
+            return name, f"error: {type(exc).__name__}" + (f" ({store} unreachable)" if store else "")
 
     results = dict(eventlet.GreenPool(len(checks) or 1).imap(run, checks.items()))
     return all(value == "ok" for value in results.values()), results

@@ -30,8 +30,9 @@ def spool_root(config):
     return resolve_path(configured) if configured else Path(tempfile.gettempdir()) / "imageproc-spool"
 
 
-def open_store(config):
-    location = parse_storage_url(setting(config, "STORAGE_URL"), setting(config, "STORAGE_DIR"))
+def open_store(config, storage_url=None):
+    """The store STORAGE_URL (or `storage_url`, a tool's argument) names."""
+    location = parse_storage_url(storage_url or setting(config, "STORAGE_URL"), setting(config, "STORAGE_DIR"))
     spool = Spool(spool_root(config))
     if isinstance(location, BucketLocation):
         from shared.storage.s3 import BucketStore  # boto3 is loaded only by a deployment that uses it

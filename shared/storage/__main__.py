@@ -22,9 +22,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     config = load_config()
-    if getattr(args, "url", None):
-        config["STORAGE_URL"] = args.url
-    store = open_store(config)
+    store = open_store(config, storage_url=getattr(args, "url", None))
     try:
         run(args, store, parser)
     except Exception as exc:  # noqa: BLE001 - a tool for people: one line, not a traceback

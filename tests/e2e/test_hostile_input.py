@@ -30,7 +30,6 @@ from tests.support.hostile import (
     multipart,
     raw_http,
     small_image,
-    storage_files,
 )
 
 pytestmark = pytest.mark.e2e
@@ -47,6 +46,12 @@ MIME_BY_EXTENSION = {
     "avif": "image/avif", "eps": "application/postscript", "psd": "image/vnd.adobe.photoshop",
     "dds": "image/vnd-ms.dds",
 }
+
+
+@pytest.fixture
+def suite(suite_on_each_store):
+    """Every test here runs on both stores (tests/e2e/conftest.py)."""
+    return suite_on_each_store
 
 
 # -- the corpus -----------------------------------------------------------------------------------
@@ -157,7 +162,7 @@ def _original_ids(files):
 def test_corpus_files_that_must_be_refused_are_refused_and_leave_nothing_behind(suite):
     _, token = sign_up_and_log_in(suite.url, "Refused")
     images = ImagesClient(suite.url, token)
-    before = storage_files(suite.storage_dir)
+    before = suite.storage_files()
     problems = []
     for corpus_file in (f for f in CORPUS if f.refused_only):
         content = corpus_file.path.read_bytes()
@@ -176,7 +181,7 @@ def test_corpus_files_that_must_be_refused_are_refused_and_leave_nothing_behind(
             listing = images.list()
             if listing.status_code != 200 or listing.json()["images"]:
                 problems.append(f"after {label}: the list answered {listing.status_code} {listing.text[:300]}")
-    after = storage_files(suite.storage_dir)
+    after = suite.storage_files()
     leftovers = _new_files(before, after, _original_ids(before), accepted_ids=set())
     assert not problems, "\n".join(problems)
     assert not leftovers, f"refused uploads left files behind: {leftovers}"
@@ -186,7 +191,7 @@ def test_corpus_files_that_must_be_refused_are_refused_and_leave_nothing_behind(
 def test_corpus_files_that_may_be_accepted_are_processed_whatever_their_name(suite):
     _, token = sign_up_and_log_in(suite.url, "Accepted")
     images = ImagesClient(suite.url, token)
-    before = storage_files(suite.storage_dir)
+    before = suite.storage_files()
     problems, accepted = [], {}  # id -> (corpus file, label)
     for corpus_file in (f for f in CORPUS if f.accepted):
         content = corpus_file.path.read_bytes()
@@ -244,7 +249,7 @@ def test_corpus_files_that_may_be_accepted_are_processed_whatever_their_name(sui
     assert not problems, "\n".join(problems)
     listed = {image["id"] for image in _list_all(images)}
     assert listed == set(accepted), "the rows are exactly the accepted uploads"
-    after = storage_files(suite.storage_dir)
+    after = suite.storage_files()
     leftovers = _new_files(before, after, _original_ids(before), accepted_ids=set(accepted))
     assert not leftovers, f"refused uploads left files behind: {leftovers}"
     assert {f"originals/{image_id}" for image_id in accepted} <= after
@@ -258,10 +263,10 @@ def uploader(suite):
     """A fresh account whose every upload must be refused: nothing may be stored for it."""
     _, token = sign_up_and_log_in(suite.url, "Mallory")
     images = ImagesClient(suite.url, token)
-    before = storage_files(suite.storage_dir)
+    before = suite.storage_files()
     yield images
     assert images.list().json()["images"] == [], "a refused upload left a row behind"
-    leftovers = _new_files(before, storage_files(suite.storage_dir), _original_ids(before), accepted_ids=set())
+    leftovers = _new_files(before, suite.storage_files(), _original_ids(before), accepted_ids=set())
     assert not leftovers, f"a refused upload left files behind: {leftovers}"
 
 
@@ -508,7 +513,7 @@ HOSTILE_NAMES = {
 def test_hostile_file_names_are_stored_and_served_safely(suite, new_account):
     _, token = new_account("Names")
     images = ImagesClient(suite.url, token)
-    before = storage_files(suite.storage_dir)
+    before = suite.storage_files()
     accepted = {}
     problems = []
     for label, (disposition, meant) in HOSTILE_NAMES.items():
@@ -553,7 +558,7 @@ def test_hostile_file_names_are_stored_and_served_safely(suite, new_account):
             problems.append(f"{label}: {exc}")
     assert not problems, "\n".join(problems)
 
-    after = storage_files(suite.storage_dir)
+    after = suite.storage_files()
     for relative in after - before:
         folder, _, name = relative.partition("/")
         assert folder in ("originals", "outputs") and "/" not in name, f"a file outside the layout: {relative}"
@@ -602,7 +607,7 @@ def _upload_request(token, body, content_type, content_length, keep_alive=False)
 def test_a_body_shorter_than_its_content_length_then_closed(suite, new_account):
     _, token = new_account("Short")
     images = ImagesClient(suite.url, token)
-    before = storage_files(suite.storage_dir)
+    before = suite.storage_files()
     body, content_type = multipart([("image", "a.jpg", "image/jpeg", PHOTO)])
     for payload in (
         _upload_request(token, body[: len(body) // 2], content_type, len(body)),
@@ -615,7 +620,7 @@ def test_a_body_shorter_than_its_content_length_then_closed(suite, new_account):
             assert_error_envelope(response)
         _still_answering(suite)
     assert images.list().json()["images"] == []
-    assert not _new_files(before, storage_files(suite.storage_dir), _original_ids(before), set())
+    assert not _new_files(before, suite.storage_files(), _original_ids(before), set())
 
 
 def test_a_body_shorter_than_its_content_length_left_open(suite, new_account):

@@ -14,6 +14,12 @@ pytestmark = pytest.mark.e2e
 PHOTO = CORPUS_DIR / "good-images" / "Landscape_1.jpg"
 
 
+@pytest.fixture
+def suite(suite_on_each_store):
+    """Every test here runs on both stores (tests/e2e/conftest.py)."""
+    return suite_on_each_store
+
+
 def test_signup_login_upload_process_download_and_emails(suite, new_account):
     user, token = new_account("Ada")
     welcome = suite.mailbox.wait_for(user["email"])[0]

@@ -1,8 +1,18 @@
-"""upload_service and process_service together, against the real broker, database, Redis and disk."""
+"""upload_service and process_service together, against the real broker, database, Redis and store.
+
+Whatever reaches image bytes (uploads, pipelines, downloads, deletes, the sweeper, crashes and
+their leftovers) runs on both stores, the folder and the real S3 (SeaweedFS), and looks at what is
+stored only through `StoreView`, so that one assertion says the same thing on both. Tests whose
+subject is elsewhere (authorization, listing, the status cache, claims, tokens, dead letters) run
+on the folder store only (`FILE_ONLY`): the store is not what they test, and a second run costs
+time without telling more.
+"""
+import io
 import os
 import re
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import eventlet
 import pytest
@@ -12,17 +22,26 @@ from PIL import Image as PILImage
 from sqlalchemy import func, select
 
 from process_service.service import ProcessService
-from shared.storage import partial_files
 from shared.db import make_engine
 from shared.revocation import LOADED_KEY
-from tests.conftest import CORPUS_DIR
+from shared.storage import open_store
+from tests.conftest import CORPUS_DIR, STORE_KINDS
 from tests.support.processes import free_port
 from tests.support.clients import ImagesClient, issuer_from, new_user_id
+from tests.support.stored import StoreView
+from upload_service import service as upload_module
 from upload_service.models import Image, OutboxEvent
 from upload_service.service import UploadService
 
 HOPPER = CORPUS_DIR / "good-images" / "hopper.jpg"
 LANDSCAPE_6 = CORPUS_DIR / "good-images" / "Landscape_6.jpg"
+# For a test that never reaches the store in a way of its own: the folder store is enough.
+FILE_ONLY = pytest.mark.parametrize("storage_backend", ["file"])
+
+
+@pytest.fixture(params=STORE_KINDS)
+def storage_backend(request):
+    return request.param
 
 
 @pytest.fixture
@@ -59,8 +78,36 @@ def db(config):
 
 
 def stored_files(config):
-    root = Path(config["STORAGE_DIR"])
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    """Everything the store holds, half-written things included: "nothing left behind" means no
+    `.part` file and no incomplete multipart upload either."""
+    view = StoreView(config)
+    return view.names() + view.partials()
+
+
+def stored_output(config, name):
+    """An output's bytes as PIL opens them, from whichever store holds them."""
+    return PILImage.open(io.BytesIO(StoreView(config).read(name)))
+
+
+def partials_of(config, image_id):
+    """What is half-written for `image_id`: `.<id>.<random>.part` files, or incomplete multipart
+    uploads of `<folder>/<id>[.<ext>]`; both names carry the id."""
+    return [name for name in StoreView(config).partials() if image_id in name]
+
+
+def expected_redirect(config, name):
+    """Where nginx is sent for `name`, written out from the configuration rather than asked of the
+    store: its folder alias, or the object's key (the bucket prefix, then the name) under /_objects/."""
+    if not config["STORAGE_URL"]:
+        return f"/_storage/{name}"
+    prefix = urlsplit(config["STORAGE_URL"]).path.strip("/")
+    return f"/_objects/{prefix}/{name}"
+
+
+def spool_files(config):
+    """What the services' local scratch space (SPOOL_DIR) holds: nothing, once no request or
+    pipeline runs, on either store."""
+    return [path for path in Path(config["SPOOL_DIR"]).rglob("*") if path.is_file()]
 
 
 def test_upload_is_processed_and_downloadable(upload_service, process_service, client_for, config):
@@ -82,9 +129,13 @@ def test_upload_is_processed_and_downloadable(upload_service, process_service, c
     download = client.download(image["id"])
     assert download.status_code == 200
     assert download.headers["Content-Type"] == "image/png"
-    assert download.headers["X-Accel-Redirect"] == f"/_storage/outputs/{image['id']}.png"
+    name = f"outputs/{image['id']}.png"
+    assert download.headers["X-Accel-Redirect"] == open_store(config).gateway_location(name)
+    assert download.headers["X-Accel-Redirect"] == expected_redirect(config, name)
+    if not config["STORAGE_URL"]:
+        assert download.headers["X-Accel-Redirect"] == f"/_storage/outputs/{image['id']}.png", "nginx.conf's alias"
     assert 'filename="photo.png"' in download.headers["Content-Disposition"]
-    with PILImage.open(f"{config['STORAGE_DIR']}/outputs/{image['id']}.png") as output:
+    with stored_output(config, name) as output:
         assert output.size == (64, 64) and output.format == "PNG"
 
 
@@ -92,11 +143,12 @@ def test_exif_orientation_is_applied_and_reported_upright(upload_service, proces
     client = client_for()
     image = client.upload(LANDSCAPE_6, [{"type": "resize", "width": 300}]).json()["image"]
     assert client.wait_until_done(image["id"])["status"] == "completed"
-    with PILImage.open(f"{config['STORAGE_DIR']}/outputs/{image['id']}.jpg") as output:
+    with stored_output(config, f"outputs/{image['id']}.jpg") as output:
         assert output.size == (300, 200)
         assert not output.getexif(), "no EXIF in outputs"
 
 
+@FILE_ONLY
 def test_another_user_cannot_see_or_touch_an_image(upload_service, client_for):
     owner, stranger = client_for(), client_for()
     image_id = owner.upload(HOPPER).json()["image"]["id"]
@@ -109,6 +161,7 @@ def test_another_user_cannot_see_or_touch_an_image(upload_service, client_for):
     assert stranger.list().json()["images"] == []
 
 
+@FILE_ONLY
 def test_download_before_completion_is_409_and_status_does_not_wait_forever(upload_service, client_for):
     client = client_for()
     image_id = client.upload(HOPPER).json()["image"]["id"]
@@ -129,6 +182,7 @@ def test_long_poll_returns_as_soon_as_the_image_is_done(upload_service, process_
     assert time.monotonic() - started < 10
 
 
+@FILE_ONLY
 def test_an_image_that_finishes_between_the_first_read_and_the_listening_still_wakes_its_poll(
     upload_service, client_for, redis_url, config, monkeypatch
 ):
@@ -173,7 +227,11 @@ def test_an_image_that_finishes_between_the_first_read_and_the_listening_still_w
         ('[{"type": "blur", "radius": 1, "extra": true}]', None),
     ],
 )
+@FILE_ONLY
 def test_invalid_operations_are_400_and_store_nothing(upload_service, client_for, config, db, operations, field):
+    """Operations are refused before the file is read (upload_service.upload), so the store is
+    never reached: the folder is enough. Files refused later, once staged, run on both stores
+    (test_refused_files_leave_nothing_behind)."""
     client = client_for()
     response = client.upload(HOPPER, operations)
     assert response.status_code == 400, response.text
@@ -184,6 +242,7 @@ def test_invalid_operations_are_400_and_store_nothing(upload_service, client_for
     assert stored_files(config) == []
 
 
+@FILE_ONLY
 def test_too_many_operations_is_400(upload_service, client_for):
     response = client_for().upload(HOPPER, [{"type": "grayscale"}] * 21)
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_operations"
@@ -210,6 +269,7 @@ def test_refused_files_leave_nothing_behind(upload_service, client_for, config, 
     assert client_for().upload(HOPPER).status_code == 202, "the service keeps answering"
 
 
+@FILE_ONLY
 def test_upload_without_exactly_one_file_is_400(upload_service, client_for, web_url):
     import requests
 
@@ -225,6 +285,7 @@ def test_upload_without_exactly_one_file_is_400(upload_service, client_for, web_
     assert two.status_code == 400
 
 
+@FILE_ONLY
 def test_upload_needs_a_token(upload_service, web_url):
     import requests
 
@@ -232,6 +293,7 @@ def test_upload_needs_a_token(upload_service, web_url):
     assert response.status_code == 401 and response.json()["error"]["code"] == "unauthorized"
 
 
+@FILE_ONLY
 def test_list_is_newest_first_and_paginates_with_a_cursor(upload_service, client_for):
     client = client_for()
     ids = [client.upload(HOPPER).json()["image"]["id"] for _ in range(5)]
@@ -256,6 +318,7 @@ def test_delete_removes_the_record_and_the_files(upload_service, process_service
     assert client.get(image_id).status_code == 404
 
 
+@FILE_ONLY
 def test_a_long_poll_on_an_image_being_deleted_answers_404_at_once(upload_service, client_for):
     import eventlet
 
@@ -271,6 +334,7 @@ def test_a_long_poll_on_an_image_being_deleted_answers_404_at_once(upload_servic
     assert client.status(image_id, wait=0).status_code == 404
 
 
+@FILE_ONLY
 def test_a_deleted_image_is_not_brought_back_by_a_late_cache_write(upload_service, client_for, redis_url, config):
     """A status read that reached the database before a delete and writes its result back to Redis
     after it must not resurrect the image: the delete leaves a tombstone the write-back respects."""
@@ -301,7 +365,8 @@ def test_a_pipeline_that_hangs_fails_its_image_and_its_late_result_is_removed(
     upload_service, container_factory, config, client_for, monkeypatch
 ):
     """A native thread cannot be stopped: past PROCESSING_TIMEOUT_SECONDS the job stops waiting
-    and the image fails; the result the thread writes afterwards is no one's and is removed."""
+    and the image fails; the result the thread writes afterwards is no one's and is removed. It
+    must reach neither the store (not even half-written) nor stay in the spool."""
     from process_service import service as process_module
 
     native = eventlet.patcher.original("threading")  # the pipeline runs in a native thread
@@ -326,15 +391,20 @@ def test_a_pipeline_that_hangs_fails_its_image_and_its_late_result_is_removed(
     assert status["status"] == "failed", status
     assert status["error"] == {"code": "processing_timeout", "message": "Processing took longer than 1 s"}
 
-    outputs = Path(config["STORAGE_DIR"]) / "outputs"
+    def late_results():
+        return [name for name in StoreView(config).names() if name.startswith(f"outputs/{image_id}")]
+
     finish.set()  # the pipeline ends after all and writes its result
     deadline = time.monotonic() + 10
-    while not (ended.is_set() and not list(outputs.glob(f"{image_id}*"))) and time.monotonic() < deadline:
+    while not (ended.is_set() and not late_results()) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert ended.is_set() and not list(outputs.glob(f"{image_id}*")), "the late result was left behind"
+    assert ended.is_set() and not late_results(), "the late result was left behind"
+    assert partials_of(config, image_id) == [], "nor half of it"
+    assert spool_files(config) == [], "nor a local copy of it"
     assert client.status(image_id, wait=0).json()["status"] == "failed"
 
 
+@FILE_ONLY
 def test_a_redelivered_result_changes_nothing_and_announces_once(upload_service, client_for, db):
     client = client_for()
     image_id = client.upload(HOPPER).json()["image"]["id"]
@@ -359,6 +429,7 @@ def test_a_redelivered_result_changes_nothing_and_announces_once(upload_service,
     assert announced == 1
 
 
+@FILE_ONLY
 def test_metrics_count_entrypoints_images_and_waiting_work(upload_service, process_service, client_for, web_url):
     import requests
 
@@ -377,6 +448,7 @@ def test_metrics_count_entrypoints_images_and_waiting_work(upload_service, proce
     assert f'imageproc_work_waiting{{queue="{queue}"}} 0.0' in process_text
 
 
+@FILE_ONLY
 def test_a_message_a_handler_cannot_handle_is_dead_lettered_and_can_be_replayed(upload_service, config):
     from nameko.standalone.events import event_dispatcher
     from nameko.testing.services import entrypoint_waiter
@@ -436,21 +508,20 @@ def test_an_image_in_hand_when_its_worker_died_is_claimed_again_only_to_run_alon
 def test_what_a_dead_worker_half_wrote_is_removed_when_its_crash_is_found(upload_service, client_for, config):
     client = client_for()
     image_id, other_id = (client.upload(HOPPER).json()["image"]["id"] for _ in range(2))
-    outputs = Path(config["STORAGE_DIR"]) / "outputs"
-    left_behind = partial_files.partial_path(outputs / f"{image_id}.webp")
-    someone_elses = partial_files.partial_path(outputs / f"{other_id}.webp")
+    view = StoreView(config)
     with entrypoint_hook(upload_service, "start_processing") as start_processing:
         assert start_processing(image_id)["proceed"]
-        for path in (left_behind, someone_elses):
-            path.write_bytes(b"half an image")  # the worker is killed while it writes
+        for half_written in (image_id, other_id):
+            view.write_partial(f"outputs/{half_written}.webp")  # the worker is killed while it writes
         assert start_processing(image_id)["reason"] == "in_progress"
-        assert left_behind.exists(), "kept while the lease runs: its writer may be alive"
+        assert len(partials_of(config, image_id)) == 1, "kept while the lease runs: its writer may be alive"
         time.sleep(config["PROCESSING_LEASE_SECONDS"] + 0.1)
         assert start_processing(image_id)["proceed"]
-    assert not left_behind.exists()
-    assert someone_elses.exists(), "another image's file being written is not touched"
+    assert partials_of(config, image_id) == []
+    assert len(partials_of(config, other_id)) == 1, "another image's file being written is not touched"
 
 
+@FILE_ONLY
 def test_a_renewed_or_released_claim_is_not_a_crash(upload_service, client_for, config, db):
     client = client_for()
     image_id = client.upload(HOPPER).json()["image"]["id"]
@@ -479,23 +550,29 @@ def test_a_renewed_or_released_claim_is_not_a_crash(upload_service, client_for, 
 def test_a_duplicate_upload_event_does_not_process_a_finished_image_again(
     upload_service, process_service, client_for, config
 ):
+    """The output is replaced by a marker the pipeline cannot produce: processed again, it would be
+    overwritten. (Modification times cannot tell: S3's have a resolution of a second.)"""
     from nameko.standalone.events import event_dispatcher
     from nameko.testing.services import entrypoint_waiter
 
     client = client_for()
     accepted = client.upload(HOPPER, [{"type": "grayscale"}]).json()["image"]
     assert client.wait_until_done(accepted["id"])["status"] == "completed"
-    output = f"{config['STORAGE_DIR']}/outputs/{accepted['id']}.jpg"
-    written = os.stat(output).st_mtime_ns
+    output, marker = f"outputs/{accepted['id']}.jpg", b"not written by a pipeline"
+    view = StoreView(config)
+    assert view.exists(output)
+    view.write(output, marker)
     duplicate = {
         "image_id": accepted["id"], "user_id": "x", "original_path": f"originals/{accepted['id']}",
         "format": "jpeg", "width": 128, "height": 128, "operations": [{"type": "grayscale"}],
     }
     with entrypoint_waiter(process_service, "process"):
         event_dispatcher(config)("upload_service", "image_uploaded", duplicate)
-    assert os.stat(output).st_mtime_ns == written, "not processed again"
+    assert view.read(output) == marker, "not processed again"
+    assert view.names() == [f"originals/{accepted['id']}", output]
 
 
+@FILE_ONLY
 def test_other_services_refuse_revoked_tokens_even_when_redis_forgets(
     container_factory, upload_service, config, web_url, redis_url
 ):
@@ -524,6 +601,7 @@ def test_other_services_refuse_revoked_tokens_even_when_redis_forgets(
     assert refused.json()["error"]["code"] == "unauthorized"
 
 
+@FILE_ONLY
 def test_when_no_one_can_tell_whether_a_token_is_revoked_the_answer_is_503(upload_service, client_for, redis_url):
     client = client_for()
     redis.Redis.from_url(redis_url).delete(LOADED_KEY)  # the mirror is gone and user_service is not running
@@ -532,33 +610,45 @@ def test_when_no_one_can_tell_whether_a_token_is_revoked_the_answer_is_503(uploa
     assert response.json()["error"]["code"] == "service_unavailable"
 
 
-def test_the_sweeper_removes_what_a_crash_left_behind_and_nothing_else(upload_service, client_for, config):
+def test_the_sweeper_removes_what_a_crash_left_behind_and_nothing_else(
+    upload_service, client_for, config, monkeypatch
+):
+    """Ages cannot be set on S3 (the server sets LastModified), so objects are made old by
+    waiting: the sweeper's minimum age is lowered to `min_age` and the fresh ones are written
+    `wait` later. A listing's times are whole seconds on S3, a second off either way, so the old
+    ones are swept more than `min_age` + 1 s after they were written, and the fresh ones, swept
+    at once, stay younger than `min_age` - 1 s."""
     import uuid as uuid_module
 
     from nameko.testing.services import entrypoint_hook as hook
 
+    min_age, wait = 1.5, 2.6
     client = client_for()
     kept, failed = (client.upload(HOPPER).json()["image"]["id"] for _ in range(2))
     with hook(upload_service, "on_processing_failed") as report_failure:
         report_failure({"image_id": failed, "error": {"code": "processing_timeout", "message": "too slow"}})
-    root = f"{config['STORAGE_DIR']}"
-    orphan_original = f"{root}/originals/{uuid_module.uuid4()}"
-    orphan_output = f"{root}/outputs/{uuid_module.uuid4()}.png"
-    late_result = f"{root}/outputs/{failed}.png"  # written by a worker after its image had failed
-    pending_result = f"{root}/outputs/{kept}.png"  # its image_processed event may still be queued
-    partial = f"{root}/originals/.{uuid_module.uuid4()}.abc.part"
-    fresh_orphan = f"{root}/originals/{uuid_module.uuid4()}"
-    old = (orphan_original, orphan_output, late_result, pending_result, partial, f"{root}/originals/{kept}")
-    for path in (*old, fresh_orphan):
-        if not os.path.exists(path):
-            open(path, "wb").write(b"x")
-    two_hours_ago = time.time() - 7200
-    for path in old:
-        os.utime(path, (two_hours_ago, two_hours_ago))
+    view = StoreView(config)
+    orphan_original = f"originals/{uuid_module.uuid4()}"
+    orphan_output = f"outputs/{uuid_module.uuid4()}.png"
+    late_result = f"outputs/{failed}.png"  # written by a worker after its image had failed
+    pending_result = f"outputs/{kept}.png"  # its image_processed event may still be queued
+    old_partial, fresh_partial = str(uuid_module.uuid4()), str(uuid_module.uuid4())
+    fresh_orphan = f"originals/{uuid_module.uuid4()}"
+    for name in (orphan_original, orphan_output, late_result, pending_result):
+        view.write(name, b"x")
+    view.write_partial(f"originals/{old_partial}")
+    time.sleep(wait)  # everything so far, the uploads' originals too, is old now
+    view.write(fresh_orphan, b"x")
+    view.write_partial(f"originals/{fresh_partial}")  # an upload in progress
+    monkeypatch.setattr(upload_module, "ORPHAN_MIN_AGE_SECONDS", min_age)
     with hook(upload_service, "sweep_storage") as sweep:
         sweep()
-    for path in (orphan_original, orphan_output, late_result, partial):
-        assert not os.path.exists(path), path
-    assert os.path.exists(fresh_orphan), "too young: might be an upload in progress"
-    for path in (f"{root}/originals/{kept}", f"{root}/originals/{failed}", pending_result):
-        assert os.path.exists(path), f"{path}: an image's own file stays"
+    stored = view.names()
+    for name in (orphan_original, orphan_output, late_result):
+        assert name not in stored, name
+    assert partials_of(config, old_partial) == []
+    assert fresh_orphan in stored, "too young: might be an upload in progress"
+    assert len(partials_of(config, fresh_partial)) == 1, "too young: might be an upload in progress"
+    for name in (f"originals/{kept}", f"originals/{failed}", pending_result):
+        assert name in stored, f"{name}: an image's own file stays"
+    assert len(stored) == 4

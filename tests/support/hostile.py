@@ -7,7 +7,6 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from PIL import Image
@@ -185,15 +184,6 @@ def http_request(method, path, headers, body=b"", host="gateway"):
     if body and "content-length" not in names and "transfer-encoding" not in names:
         lines.append(b"Content-Length: " + str(len(body)).encode())
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
-
-
-# -- storage ------------------------------------------------------------------------------------
-
-
-def storage_files(storage_dir):
-    """Every file under the storage folder, as paths relative to it (hidden ones included)."""
-    root = Path(storage_dir)
-    return {str(path.relative_to(root)) for path in root.rglob("*") if path.is_file()}
 
 
 def small_image(fmt="PNG", size=(16, 16), color=(200, 30, 30)):

@@ -153,7 +153,12 @@ def test_each_gateway_error_has_a_json_error_page():
 
 
 def test_services_own_errors_are_never_replaced():
-    assert not re.search(r"proxy_intercept_errors\s+on", TEMPLATE.read_text())
+    """Only the object store's answers are replaced (its XML errors must not reach a client);
+    a service's JSON error always passes through."""
+    text = TEMPLATE.read_text()
+    for match in re.finditer(r"proxy_intercept_errors\s+on", text):
+        location = re.findall(r"location\s+([^{]+?)\s*\{", text[:match.start()])[-1]
+        assert location == "/_objects/", f"errors replaced in location {location}"
 
 
 # ---- The running gateway ---------------------------------------------------------------------
