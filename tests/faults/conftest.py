@@ -26,12 +26,16 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "faults: fault injection against the whole suite on private servers (slow)")
 
 
-@pytest.fixture(scope="session")
-def _fault_suite(tmp_path_factory, key_files):
+def _require_root():
     if os.geteuid() != 0:
         pytest.skip("fault tests start their own RabbitMQ, PostgreSQL and Redis as those servers' "
                     "OS users and mount a tmpfs: run them as root (CI does)")
-    folder = tmp_path_factory.mktemp("faults")
+
+
+@contextlib.contextmanager
+def _launched_fault_suite(folder, key_files, seaweedfs=None):
+    """The whole suite on servers of its own: on the folder store (a small tmpfs), or on the
+    object store when `seaweedfs` is given (a bucket prefix of its own)."""
     with contextlib.ExitStack() as stack:
         rabbit = RabbitNode()
         rabbit.launch()
@@ -44,11 +48,35 @@ def _fault_suite(tmp_path_factory, key_files):
         stack.callback(smtp.stop)
         rabbit.wait_running()
 
-        env = fault_environment(folder, rabbit, postgres, redis_server, smtp, storage_dir, key_files)
-        suite = FaultSuite(folder, env, rabbit, postgres, redis_server, smtp, storage_dir)
+        storage_url = seaweedfs.url(f"faults-{folder.name}") if seaweedfs else ""
+        env = fault_environment(folder, rabbit, postgres, redis_server, smtp, storage_dir, key_files, storage_url)
+        suite = FaultSuite(folder, env, rabbit, postgres, redis_server, smtp, storage_dir, seaweedfs)
         stack.callback(suite.stop)
         suite.start()
         yield suite
+
+
+@pytest.fixture(scope="session")
+def _fault_suite(tmp_path_factory, key_files):
+    _require_root()
+    with _launched_fault_suite(tmp_path_factory.mktemp("faults"), key_files) as suite:
+        yield suite
+
+
+@pytest.fixture(scope="session")
+def _s3_fault_suite(tmp_path_factory, key_files, seaweedfs):
+    """The same on the session's SeaweedFS (tests/conftest.py), which a test may stop: every
+    fault fixture starts it again before the next test."""
+    _require_root()
+    with _launched_fault_suite(tmp_path_factory.mktemp("faults-s3"), key_files, seaweedfs) as suite:
+        yield suite
+
+
+@pytest.fixture
+def fault_store():
+    """Which store the fault suite of a test runs on: the folder store; a module whose faults
+    touch storage overrides this with `params=STORE_KINDS` (or ["s3"])."""
+    return "file"
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -59,12 +87,13 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture
-def faults(request, _fault_suite):
+def faults(request, fault_store):
     """The fault suite, everything up; whatever the test stopped or filled is put back afterwards,
     and after a failure everything it left behind is wiped (see FaultSuite.reset)."""
-    _fault_suite.restore()
-    yield _fault_suite
+    suite = request.getfixturevalue("_fault_suite" if fault_store == "file" else "_s3_fault_suite")
+    suite.restore()
+    yield suite
     if getattr(request.node, "faults_call_failed", True):
-        _fault_suite.reset()
+        suite.reset()
     else:
-        _fault_suite.restore()
+        suite.restore()

@@ -17,11 +17,11 @@ def sha256(data):
 
 
 class Records:
-    def __init__(self, database_url, amqp_uri, rabbit, storage_dir, describe=lambda: ""):
+    def __init__(self, database_url, amqp_uri, rabbit, store, describe=lambda: ""):
         self.engine = create_engine(database_url, poolclass=NullPool, connect_args={"connect_timeout": 5})
         self.amqp_uri = amqp_uri
         self.rabbit = rabbit
-        self.storage_dir = storage_dir
+        self.store = store  # tests/support/stored.py: either store, seen the same way
         self.describe = describe  # the suite's logs, for a failure message
 
     def query(self, statement, **params):
@@ -44,12 +44,8 @@ class Records:
         }
 
     def stored_files(self):
-        """Every file under originals/ and outputs/, relative to STORAGE_DIR."""
-        return {
-            f"{folder}/{path.name}"
-            for folder in ("originals", "outputs")
-            for path in (self.storage_dir / folder).iterdir()
-        }
+        """Every stored name under originals/ and outputs/, partial writes as `partial:<name>`."""
+        return {*self.store.names(), *(f"partial:{name}" for name in self.store.partials())}
 
     def busy_queues(self):
         """Queues of the private node holding messages (ready or unacknowledged). RPC reply queues

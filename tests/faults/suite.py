@@ -9,11 +9,14 @@ It runs as in production (tests.support.launcher: scripts/server, honcho, nginx,
   processes from the same Procfile lines, without scripts/respawn (tests/faults/services.py): a
   test that kills -9 a service owns that process and its restart;
 - with STORAGE_DIR on a small tmpfs the storage test can fill up, and an SMTP sink of its own that
-  a test can stop and start again on the same port.
+  a test can stop and start again on the same port;
+- or, the same suite on the object store (`storage="s3"`): SeaweedFS, a bucket prefix of its own,
+  which a test can stop (an outage) and start again.
 
 What a test reaches through it, one object per kind of fault or view:
     faults.rabbit, faults.postgres, faults.redis     the private servers (stop, start, restart, flush)
-    faults.smtp, faults.storage_dir                  the mail sink, the tmpfs to fill
+    faults.smtp, faults.storage_dir                  the mail sink, the tmpfs to fill (file store)
+    faults.seaweedfs, faults.store                   the object store (s3), and either store's view
     faults.services["upload_service"]                a managed service (kill -9, start)
     faults.users                                     accounts and uploads through the gateway
     faults.records                                   what the services stored (rows, files, queues)
@@ -32,6 +35,7 @@ from tests.faults.services import ManagedService
 from tests.faults.users import Users
 from tests.faults.verification import References, verify
 from tests.support.launcher import LaunchedSuite, suite_environment
+from tests.support.stored import StoreView
 from tests.support.processes import port_open, wait_for
 
 MANAGED_SERVICES = ("upload_service", "process_service")
@@ -43,9 +47,10 @@ PROCESSING_LEASE_SECONDS = 10
 PUBLISH_TIMEOUT_SECONDS = 3  # production: 10
 
 
-def fault_environment(folder, rabbit, postgres, redis_server, smtp, storage_dir, key_files):
+def fault_environment(folder, rabbit, postgres, redis_server, smtp, storage_dir, key_files, storage_url=""):
     env = suite_environment(
         folder,
+        STORAGE_URL=storage_url,
         AMQP_URI=rabbit.amqp_uri(),
         DATABASE_URL=postgres.url("imageproc_faults"),
         USER_DATABASE_URL="",
@@ -65,7 +70,7 @@ def fault_environment(folder, rabbit, postgres, redis_server, smtp, storage_dir,
 
 
 class FaultSuite:
-    def __init__(self, folder, env, rabbit, postgres, redis_server, smtp, storage_dir):
+    def __init__(self, folder, env, rabbit, postgres, redis_server, smtp, storage_dir, seaweedfs=None):
         self.folder = folder
         self.env = env
         self.rabbit = rabbit
@@ -74,6 +79,10 @@ class FaultSuite:
         self.smtp = smtp
         self.mailbox = smtp.mailbox
         self.storage_dir = storage_dir
+        self.seaweedfs = seaweedfs
+        self.store_kind = "s3" if seaweedfs else "file"
+        self.store = StoreView({"STORAGE_URL": env["STORAGE_URL"], "STORAGE_DIR": str(storage_dir),
+                                "SPOOL_DIR": str(folder / "test-spool")})
         self.launched = LaunchedSuite(env, folder, without=MANAGED_SERVICES)
         self.url = self.launched.url
         self.services = {
@@ -81,7 +90,7 @@ class FaultSuite:
             for name in MANAGED_SERVICES
         }
         self.users = Users(self.url)
-        self.records = Records(env["DATABASE_URL"], env["AMQP_URI"], rabbit, storage_dir, describe=self.log)
+        self.records = Records(env["DATABASE_URL"], env["AMQP_URI"], rabbit, self.store, describe=self.log)
         self.references = References(folder / "references")
 
     def verify(self, accounts, uploads, **options):
@@ -141,9 +150,12 @@ class FaultSuite:
                     channel.queue_purge(queue)
         with self.records.engine.begin() as connection:
             connection.execute(text("TRUNCATE images, upload_outbox, user_outbox"))
-        for folder in ("originals", "outputs"):
-            for path in (self.storage_dir / folder).iterdir():
-                path.unlink()
+        if self.store_kind == "file":
+            for folder in ("originals", "outputs"):
+                for path in (self.storage_dir / folder).iterdir():
+                    path.unlink()
+        else:
+            self.store.remove_everything()
         self.redis.flush()
         for path in self.smtp.folder.iterdir():
             path.unlink()
@@ -156,12 +168,21 @@ class FaultSuite:
             (self.storage_dir / ".filler").unlink()
         if not self.smtp.running:
             self.smtp.start()
+        if self.seaweedfs is not None and not self.seaweedfs.running:
+            self.seaweedfs.start()
         if not port_open(self.rabbit.port):
             self.rabbit.start_app()
         if not self.postgres.accepting():
             self.postgres.start()
         if not port_open(self.redis.port):
             self.redis.start()
+
+    def spool_files(self):
+        """Files in the services' spool (SPOOL_DIR): local copies of image bytes, which must not
+        outlive their request or pipeline run."""
+        spool = self.folder / "spool"
+        # What is inside each process's folder: a file, or a pipeline run's folder.
+        return sorted(str(path.relative_to(spool)) for path in spool.glob("*/*")) if spool.exists() else []
 
     # -- while a fault lasts ----------------------------------------------------------------------------
     @contextlib.contextmanager

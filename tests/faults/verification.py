@@ -53,13 +53,13 @@ class References:
 def actual(records, row):
     """The same facts of what the suite made of it."""
     if row["status"] == "completed":
-        path = records.storage_dir / row["output_path"]
+        name = row["output_path"]
         return {
             "status": "completed",
             "output_format": row["output_format"],
             "output_width": row["output_width"],
             "output_height": row["output_height"],
-            "output_sha256": sha256(path.read_bytes()) if path.is_file() else f"missing file {path.name}",
+            "output_sha256": sha256(records.store.read(name)) if records.store.exists(name) else f"missing {name}",
         }
     return {"status": row["status"], "error_code": row["error_code"]}
 

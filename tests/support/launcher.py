@@ -56,6 +56,7 @@ def suite_environment(folder, ports=None, **settings):
         "NGINX_RUNTIME_DIR": str(folder / "nginx"),
         "GATEWAY_ACCESS_LOG": str(folder / "access.log"),
         "STORAGE_DIR": str(folder / "storage"),
+        "SPOOL_DIR": str(folder / "spool"),
         "MAIL_OUTBOX_DIR": str(folder / "outbox"),
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{ports['gateway']}",
         "READY_TIMEOUT": str(READY_TIMEOUT),
