@@ -4,6 +4,7 @@ import eventlet
 
 eventlet.monkey_patch()  # before anything imports socket or threading: the services run patched
 
+import contextlib  # noqa: E402
 import os  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -37,16 +38,26 @@ def amqp_uri():
     delete_vhost(vhost)
 
 
-@pytest.fixture(scope="session")
-def database_url():
-    name = f"imageproc_test_{RUN_ID}"
+@contextlib.contextmanager
+def migrated_database(name):
+    """A new database with every service's tables, dropped afterwards; yields its URL. One per
+    deployment: two suites on one database would relay each other's outbox rows onto their own
+    brokers (an upload of one processed by the other, against a store that lacks its bytes)."""
     create_database(name, POSTGRES_ADMIN_URL)
     url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
     config = {"DATABASE_URL": url, "USER_DATABASE_URL": None, "UPLOAD_DATABASE_URL": None}
-    for service in migrate.MIGRATED_SERVICES:
-        migrate.upgrade(service, config)
-    yield url
-    drop_database(name, POSTGRES_ADMIN_URL)
+    try:
+        for service in migrate.MIGRATED_SERVICES:
+            migrate.upgrade(service, config)
+        yield url
+    finally:
+        drop_database(name, POSTGRES_ADMIN_URL)
+
+
+@pytest.fixture(scope="session")
+def database_url():
+    with migrated_database(f"imageproc_test_{RUN_ID}") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

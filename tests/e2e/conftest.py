@@ -3,7 +3,8 @@ database, vhost, Redis db, storage and SMTP sink, so it never meets a suite a de
 
 Two such suites, one per store: `suite` is the folder store's (file://); a module whose tests
 must hold on both stores overrides it with `suite_on_each_store` (the s3:// one runs against the
-session's SeaweedFS, with a bucket prefix of its own). Each has its own vhost and Redis db."""
+session's SeaweedFS, with a bucket prefix of its own). Each has its own database, vhost and Redis
+db: they are two deployments, not two halves of one."""
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from shared.config import REPO_ROOT
-from tests.conftest import RUN_ID, STORE_KINDS
+from tests.conftest import RUN_ID, STORE_KINDS, migrated_database
 from tests.support.clients import sign_up_and_log_in
 from tests.support.launcher import LaunchedSuite, delete_vhost, reset_vhost, suite_environment
 from tests.support.processes import free_port
@@ -87,10 +88,12 @@ def launch_environment(kind, tmp_path_factory, database_url, key_files, smtp_sin
 
 
 @pytest.fixture(scope="session")
-def suite_env(tmp_path_factory, database_url, key_files, smtp_sink, otlp_sink):
-    env, folder, vhost = launch_environment("file", tmp_path_factory, database_url, key_files, smtp_sink, otlp_sink, "")
-    yield env, folder
-    delete_vhost(vhost)
+def suite_env(tmp_path_factory, key_files, smtp_sink, otlp_sink):
+    with migrated_database(f"imageproc_e2e_{RUN_ID}_file") as database_url:
+        env, folder, vhost = launch_environment(
+            "file", tmp_path_factory, database_url, key_files, smtp_sink, otlp_sink, "")
+        yield env, folder
+        delete_vhost(vhost)
 
 
 @pytest.fixture(scope="session")
@@ -102,14 +105,15 @@ def suite(suite_env, smtp_sink, otlp_sink):
 
 
 @pytest.fixture(scope="session")
-def s3_suite(tmp_path_factory, database_url, key_files, smtp_sink, otlp_sink, seaweedfs):
+def s3_suite(tmp_path_factory, key_files, smtp_sink, otlp_sink, seaweedfs):
     """The suite on the object store: SeaweedFS, a bucket prefix of its own, the gateway's own
     read-only key signing downloads."""
-    env, folder, vhost = launch_environment(
-        "s3", tmp_path_factory, database_url, key_files, smtp_sink, otlp_sink, seaweedfs.url(f"e2e-{RUN_ID}"))
-    with E2ESuite(env, folder, smtp_sink.mailbox, otlp_sink[1]) as suite:
-        yield suite
-    delete_vhost(vhost)
+    with migrated_database(f"imageproc_e2e_{RUN_ID}_s3") as database_url:
+        env, folder, vhost = launch_environment(
+            "s3", tmp_path_factory, database_url, key_files, smtp_sink, otlp_sink, seaweedfs.url(f"e2e-{RUN_ID}"))
+        with E2ESuite(env, folder, smtp_sink.mailbox, otlp_sink[1]) as suite:
+            yield suite
+        delete_vhost(vhost)
 
 
 @pytest.fixture(params=STORE_KINDS)
