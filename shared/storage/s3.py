@@ -20,6 +20,7 @@ import logging
 import os
 
 import boto3
+import boto3.exceptions
 import botocore.exceptions
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
@@ -78,17 +79,26 @@ class BucketStore:
         try:
             yield
         except botocore.exceptions.ClientError as exc:
-            error = exc.response.get("Error", {})
-            code = str(error.get("Code", ""))
-            if name is not None and code in _MISSING_CODES:
-                raise ObjectMissing(name) from exc
-            if code in _TRANSIENT_CODES:
-                raise unavailable(self, exc) from exc
+            self._raise_client_error(exc, exc, name)
+        except boto3.exceptions.S3UploadFailedError as exc:
+            # upload_file wraps the ClientError of its last attempt (as the exception's context):
+            # a store answering 500 while it restarts is as transient here as anywhere else.
+            cause = exc.__context__
+            if isinstance(cause, botocore.exceptions.ClientError):
+                self._raise_client_error(cause, exc, name)
             raise
-        except botocore.exceptions.BotoCoreError as exc:
-            # No connection, a timeout, a dropped connection, missing credentials: after the
-            # client's own retries, the store is down for now.
+        except (botocore.exceptions.BotoCoreError, boto3.exceptions.RetriesExceededError) as exc:
+            # No connection, a timeout, a dropped connection, missing credentials, a download
+            # whose retries ran out: after the client's own retries, the store is down for now.
             raise unavailable(self, exc) from exc
+
+    def _raise_client_error(self, client_error, raised, name):
+        code = str(client_error.response.get("Error", {}).get("Code", ""))
+        if name is not None and code in _MISSING_CODES:
+            raise ObjectMissing(name) from raised
+        if code in _TRANSIENT_CODES:
+            raise unavailable(self, raised) from raised
+        raise raised
 
     def ensure_bucket(self):
         """Creates the bucket when it is not there (a store of one's own, the tests)."""

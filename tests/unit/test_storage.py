@@ -227,3 +227,50 @@ def test_the_sweeper_removes_old_leftovers_and_keeps_what_an_image_needs(store):
     assert sorted(s.name for s in removed) == sorted(remove)
     assert files_under(store.root) == sorted(keep)
     assert asked == [{completed, failed, unknown}]
+
+
+# -- the object store's errors, as the suite's ------------------------------------------------------
+
+
+def _bucket_store(tmp_path):
+    return open_store({"STORAGE_URL": "s3://bucket", "SPOOL_DIR": str(tmp_path / "spool")})
+
+
+def _upload_failed(code):
+    """What boto3's upload_file raises after its last attempt: S3UploadFailedError, with the
+    store's ClientError as its context."""
+    from boto3.exceptions import S3UploadFailedError
+    from botocore.exceptions import ClientError
+
+    try:
+        raise ClientError({"Error": {"Code": code, "Message": "..."}}, "PutObject")
+    except ClientError:
+        raise S3UploadFailedError(f"Failed to upload: {code}")
+
+
+def test_an_upload_the_store_answered_500_to_is_unavailable_for_now(tmp_path):
+    """SeaweedFS answers InternalError for a while after it restarts: a retry later, not a
+    dead-lettered image (seen in the store-outage fault test)."""
+    store = _bucket_store(tmp_path)
+    with pytest.raises(errors.ServiceUnavailable) as raised:
+        with store._calls("outputs/x.default.jpg"):
+            _upload_failed("InternalError")
+    assert raised.value.details["dependency"] == "storage"
+
+
+def test_an_upload_the_store_refused_for_good_stays_an_error(tmp_path):
+    from boto3.exceptions import S3UploadFailedError
+
+    store = _bucket_store(tmp_path)
+    with pytest.raises(S3UploadFailedError):
+        with store._calls("outputs/x.default.jpg"):
+            _upload_failed("AccessDenied")
+
+
+def test_a_download_whose_retries_ran_out_is_unavailable_for_now(tmp_path):
+    from boto3.exceptions import RetriesExceededError
+
+    store = _bucket_store(tmp_path)
+    with pytest.raises(errors.ServiceUnavailable):
+        with store._calls("originals/x"):
+            raise RetriesExceededError(ConnectionResetError())
