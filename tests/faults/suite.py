@@ -10,7 +10,7 @@ It runs as in production (tests.support.launcher: scripts/server, honcho, nginx,
   test that kills -9 a service owns that process and its restart;
 - with STORAGE_DIR on a small tmpfs the storage test can fill up, and an SMTP sink of its own that
   a test can stop and start again on the same port;
-- or, the same suite on the object store (`storage="s3"`): SeaweedFS, a bucket prefix of its own,
+- or, the same suite on the object store (the `fault_store` fixture: "s3"): SeaweedFS, a bucket prefix of its own,
   which a test can stop (an outage) and start again.
 
 What a test reaches through it, one object per kind of fault or view:
@@ -80,7 +80,6 @@ class FaultSuite:
         self.mailbox = smtp.mailbox
         self.storage_dir = storage_dir
         self.seaweedfs = seaweedfs
-        self.store_kind = "s3" if seaweedfs else "file"
         self.store = StoreView({"STORAGE_URL": env["STORAGE_URL"], "STORAGE_DIR": str(storage_dir),
                                 "SPOOL_DIR": str(folder / "test-spool")})
         self.launched = LaunchedSuite(env, folder, without=MANAGED_SERVICES)
@@ -150,12 +149,7 @@ class FaultSuite:
                     channel.queue_purge(queue)
         with self.records.engine.begin() as connection:
             connection.execute(text("TRUNCATE images, upload_outbox, user_outbox"))
-        if self.store_kind == "file":
-            for folder in ("originals", "outputs"):
-                for path in (self.storage_dir / folder).iterdir():
-                    path.unlink()
-        else:
-            self.store.remove_everything()
+        self.store.remove_everything()
         self.redis.flush()
         for path in self.smtp.folder.iterdir():
             path.unlink()

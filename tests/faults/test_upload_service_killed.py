@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 from tests.faults.users import SMALL_OPERATIONS
 from tests.support.processes import wait_for
 from upload_service.service import ORPHAN_MIN_AGE_SECONDS, UploadService
-from shared.storage import open_store
 
 pytestmark = pytest.mark.faults
 
@@ -23,9 +22,8 @@ def run_the_sweeper(faults):
     for folder in ("originals", "outputs"):
         for path in (faults.storage_dir / folder).iterdir():
             os.utime(path, (long_ago, long_ago))
-    store = open_store({"STORAGE_URL": faults.env["STORAGE_URL"], "STORAGE_DIR": str(faults.storage_dir)})
     with Session(faults.records.engine) as session:
-        service = worker_factory(UploadService, storage=store, db=SimpleNamespace(session=session))
+        service = worker_factory(UploadService, storage=faults.store.store, db=SimpleNamespace(session=session))
         service.sweep_storage()
 
 
