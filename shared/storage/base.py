@@ -1,7 +1,9 @@
 """What both stores share: the names of stored things, what a listing yields, the errors.
 
 Stored names are relative and chosen by the server only (`originals/<image id>`,
-`outputs/<image id>.<ext>`); rows keep them, so a row never depends on where the bytes live.
+`outputs/<image id>.<variant>.<ext>`); rows keep them, so a row never depends on where the bytes
+live. An upload's outputs are its variants (`default` when it asked for plain `operations`), one
+object per format made of each.
 """
 import errno
 from dataclasses import dataclass
@@ -17,8 +19,8 @@ def original_name(image_id):
     return f"{ORIGINALS}/{image_id}"
 
 
-def output_name(image_id, extension):
-    return f"{OUTPUTS}/{image_id}.{extension}"
+def output_name(image_id, extension, variant="default"):
+    return f"{OUTPUTS}/{image_id}.{variant}.{extension}"
 
 
 class ObjectMissing(Exception):
@@ -38,7 +40,7 @@ class StoredObject:
     """One entry of a listing. `partial` marks what a writer left unfinished (a `.part` file, an
     incomplete multipart upload): never an image's bytes, removed by the sweeper once old."""
 
-    name: str  # relative: originals/<id>, outputs/<id>.<ext>, or the partial's own name
+    name: str  # relative: originals/<id>, outputs/<id>.<variant>.<ext>, or the partial's own name
     modified: float  # epoch seconds
     partial: bool = False
     upload_id: str = None  # an incomplete multipart upload's

@@ -129,11 +129,11 @@ def test_upload_is_processed_and_downloadable(upload_service, process_service, c
     download = client.download(image["id"])
     assert download.status_code == 200
     assert download.headers["Content-Type"] == "image/png"
-    name = f"outputs/{image['id']}.png"
+    name = f"outputs/{image['id']}.default.png"
     assert download.headers["X-Accel-Redirect"] == open_store(config).gateway_location(name)
     assert download.headers["X-Accel-Redirect"] == expected_redirect(config, name)
     if not config["STORAGE_URL"]:
-        assert download.headers["X-Accel-Redirect"] == f"/_storage/outputs/{image['id']}.png", "nginx.conf's alias"
+        assert download.headers["X-Accel-Redirect"] == f"/_storage/outputs/{image['id']}.default.png", "nginx.conf's alias"
     assert 'filename="photo.png"' in download.headers["Content-Disposition"]
     with stored_output(config, name) as output:
         assert output.size == (64, 64) and output.format == "PNG"
@@ -143,7 +143,7 @@ def test_exif_orientation_is_applied_and_reported_upright(upload_service, proces
     client = client_for()
     image = client.upload(LANDSCAPE_6, [{"type": "resize", "width": 300}]).json()["image"]
     assert client.wait_until_done(image["id"])["status"] == "completed"
-    with stored_output(config, f"outputs/{image['id']}.jpg") as output:
+    with stored_output(config, f"outputs/{image['id']}.default.jpg") as output:
         assert output.size == (300, 200)
         assert not output.getexif(), "no EXIF in outputs"
 
@@ -410,7 +410,7 @@ def test_a_redelivered_result_changes_nothing_and_announces_once(upload_service,
     image_id = client.upload(HOPPER).json()["image"]["id"]
     result = {
         "image_id": image_id,
-        "output": {"path": f"outputs/{image_id}.jpg", "width": 10, "height": 10, "format": "jpeg", "size_bytes": 99},
+        "output": {"path": f"outputs/{image_id}.default.jpg", "width": 10, "height": 10, "format": "jpeg", "size_bytes": 99},
     }
     failure = {"image_id": image_id, "error": {"code": "decode_error", "message": "late duplicate"}}
     with entrypoint_hook(upload_service, "on_processed") as on_processed:
@@ -558,7 +558,7 @@ def test_a_duplicate_upload_event_does_not_process_a_finished_image_again(
     client = client_for()
     accepted = client.upload(HOPPER, [{"type": "grayscale"}]).json()["image"]
     assert client.wait_until_done(accepted["id"])["status"] == "completed"
-    output, marker = f"outputs/{accepted['id']}.jpg", b"not written by a pipeline"
+    output, marker = f"outputs/{accepted['id']}.default.jpg", b"not written by a pipeline"
     view = StoreView(config)
     assert view.exists(output)
     view.write(output, marker)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from shared import errors
-from shared.storage import ObjectMissing, open_store
+from shared.storage import ObjectMissing, open_store, output_name
 from shared.storage.base import copy_limited
 from shared.storage.location import BucketLocation, FolderLocation, InvalidStorageUrl, parse_storage_url
 from shared.storage.spool import Spool
@@ -189,6 +189,7 @@ def test_stored_names_name_their_image():
     image_id = uuid.uuid4()
     assert image_id_of(f"originals/{image_id}") == image_id
     assert image_id_of(f"outputs/{image_id}.webp") == image_id
+    assert image_id_of(output_name(image_id, "webp", variant="thumbnail")) == image_id
     assert image_id_of("outputs/.health-probe") is None
 
 
