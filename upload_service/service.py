@@ -7,7 +7,6 @@ import logging
 import time
 import uuid
 from contextlib import contextmanager
-from urllib.parse import quote
 
 from nameko.rpc import rpc
 from nameko.timer import timer
@@ -47,7 +46,7 @@ from upload_service.schemas import (
     status_query_schema,
 )
 from upload_service.status import GONE
-from upload_service.filenames import safe_filename
+from upload_service.filenames import content_disposition, safe_filename
 from upload_service.sweeper import Sweeper
 
 log = logging.getLogger(__name__)
@@ -453,9 +452,3 @@ def operations_from(request):
     except (ValueError, RecursionError):
         raise errors.InvalidOperations("'operations' is not valid JSON", {"reason": "invalid JSON"})
 
-
-def content_disposition(filename):
-    """attachment; with an ASCII fallback and the exact name in RFC 5987 form."""
-    ascii_name = filename.encode("ascii", "ignore").decode() or "image"
-    ascii_name = ascii_name.replace('"', "").replace("\\", "")
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"

@@ -4,6 +4,7 @@ import io
 import pytest
 import requests
 from PIL import Image
+from werkzeug.http import parse_options_header
 
 from tests.conftest import CORPUS_DIR
 from tests.support.processes import wait_for
@@ -105,3 +106,20 @@ def test_a_client_traceparent_reaches_the_logs(suite, new_account):
     # nginx writes its access log line once the response is out: give it a moment.
     wait_for(lambda: trace_id in open(suite.env["GATEWAY_ACCESS_LOG"]).read(), timeout=5, interval=0.05,
                message="the client's trace id is not in the gateway's access log")
+
+
+def test_a_non_ascii_name_survives_the_download_with_a_readable_fallback(suite, new_account):
+    """RFC 6266 through the real gateway: browsers take `filename*`, old clients the ASCII
+    `filename`, which used to be ".png" (a hidden-file name) for "名前.png"."""
+    _, token = new_account("Chiyo")
+    images = ImagesClient(suite.url, token)
+    accepted = images.upload(PHOTO, [{"type": "convert", "format": "png"}], filename="名前.jpg")
+    assert accepted.status_code == 202, accepted.text
+    image_id = accepted.json()["image"]["id"]
+    assert images.wait_until_done(image_id, timeout=60)["status"] == "completed"
+
+    disposition = images.download(image_id).headers["Content-Disposition"]
+    kind, params = parse_options_header(disposition)
+    assert kind == "attachment"
+    assert params["filename"] == "名前.png"  # werkzeug, like browsers, prefers filename*
+    assert 'filename="image.png"' in disposition, disposition

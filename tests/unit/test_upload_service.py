@@ -5,6 +5,7 @@ import json
 import uuid
 
 import pytest
+from werkzeug.http import parse_options_header
 from nameko.testing.services import worker_factory
 from PIL import Image as PILImage
 from werkzeug.test import EnvironBuilder
@@ -12,7 +13,8 @@ from werkzeug.wrappers import Request
 
 from shared import errors
 from shared.storage import open_store
-from upload_service.service import UploadService, content_disposition, operations_from
+from upload_service.filenames import content_disposition
+from upload_service.service import UploadService, operations_from
 from upload_service.status import GONE
 
 USER_ID = str(uuid.uuid4())
@@ -152,4 +154,24 @@ def test_operations_sent_twice_are_refused():
 
 def test_the_download_name_has_an_ascii_fallback_and_the_exact_name():
     header = content_disposition('café "x".png')
-    assert header == "attachment; filename=\"caf x.png\"; filename*=UTF-8''caf%C3%A9%20%22x%22.png"
+    assert header == "attachment; filename=\"cafe _x.png\"; filename*=UTF-8''caf%C3%A9%20%22x%22.png"
+
+
+@pytest.mark.parametrize(
+    "name, fallback",
+    [
+        ("名前.png", "image.png"),  # was ".png": a hidden-file name
+        ("résumé.jpg", "resume.jpg"),
+        ("Zoë 李.jpg", "Zoe.jpg"),
+        ("фото отпуск.webp", "image.webp"),
+        ("plain name.gif", "plain name.gif"),
+        ("no extension", "no extension"),
+        ("..名前..png", "image.png"),
+    ],
+)
+def test_the_ascii_fallback_is_readable_and_never_a_hidden_name(name, fallback):
+    header = content_disposition(name, "inline")
+    disposition, params = parse_options_header(header)
+    assert disposition == "inline"
+    assert params["filename"] == name  # werkzeug prefers filename*, as browsers do
+    assert f'filename="{fallback}"' in header
