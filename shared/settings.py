@@ -216,8 +216,25 @@ def render_config():
             lines.append(f"{entry.config_key}: {entry.default}\n")
         else:
             lines.append(f"{entry.config_key}: ${{{entry.name}:{_yaml_default(entry.default)}}}\n")
+    lines.append("\n" + render_presets())
     lines.append("\n" + LOGGING)
     return "".join(lines)
+
+
+def render_presets():
+    """The `presets:` block: the defaults of imaging/presets.py, for operators to edit in their copy."""
+    import yaml
+
+    from imaging.presets import DEFAULT_PRESETS
+
+    block = yaml.safe_dump({"presets": DEFAULT_PRESETS}, default_flow_style=None, sort_keys=False)
+    return (
+        "# -- Presets -------------------------------------------------------------------------------------------\n"
+        "# Named pipelines a variant may name instead of its operations (README, \"Variants and presets\";\n"
+        "# GET /api/presets lists them). Each is checked at start like an upload's operations: a bad one\n"
+        "# stops the service from starting. Without this block, the defaults below apply.\n"
+        + block
+    )
 
 
 def main(argv=None):

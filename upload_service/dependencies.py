@@ -3,6 +3,7 @@ from eventlet.semaphore import Semaphore
 from nameko.extensions import DependencyProvider
 
 from imaging.budget import PixelBudget
+from imaging.presets import load_presets
 from shared.redis_client import RedisClient, connect
 from shared.settings import setting
 from upload_service.status import StatusCache, StatusNotifier
@@ -54,3 +55,14 @@ class Limits(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self
+
+
+class Presets(DependencyProvider):
+    """The configuration's named pipelines, validated once at start (imaging/presets.py): a bad
+    preset raises InvalidPreset here and the service does not start."""
+
+    def setup(self):
+        self.presets = load_presets(self.container.config)
+
+    def get_dependency(self, worker_ctx):
+        return self.presets

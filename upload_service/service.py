@@ -35,7 +35,7 @@ from shared.threads import run_in_thread
 from shared.tracing import TracedEventDispatcher
 from shared.validation import load
 from upload_service import claims
-from upload_service.dependencies import ImageStatus, Limits
+from upload_service.dependencies import ImageStatus, Limits, Presets
 from upload_service.models import COMPLETED, FAILED, FINAL_STATUSES, PROCESSING, QUEUED, Base, Image, OutboxEvent
 from upload_service.schemas import (
     ListQuerySchema,
@@ -88,6 +88,7 @@ class UploadService(Service):
     storage = ImageStore()
     status = ImageStatus()
     limits = Limits()
+    presets = Presets()
     dispatch = TracedEventDispatcher()
     delivery = Delivery()
 
@@ -209,6 +210,12 @@ class UploadService(Service):
             "images": [image_to_dict(image) for image in page],
             "next_cursor": encode_cursor(page[-1]) if more else None,
         }
+
+    @http("GET", "/api/presets")
+    def list_presets(self, request):
+        """The named pipelines a variant may use (contract "Variants"), as validated at start."""
+        self.auth.user_id(request)
+        return 200, {"presets": self.presets}
 
     @http("GET", "/api/images/<image_id>/download")
     def download(self, request, image_id):

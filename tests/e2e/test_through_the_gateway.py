@@ -123,3 +123,13 @@ def test_a_non_ascii_name_survives_the_download_with_a_readable_fallback(suite, 
     assert kind == "attachment"
     assert params["filename"] == "名前.png"  # werkzeug, like browsers, prefers filename*
     assert 'filename="image.png"' in disposition, disposition
+
+
+def test_presets_are_listed_through_the_gateway(suite, new_account):
+    _, token = new_account("Pia")
+    response = ImagesClient(suite.url, token).presets()
+    assert response.status_code == 200, response.text
+    presets = response.json()["presets"]
+    assert presets["thumbnail"] == [{"type": "resize", "width": 256, "height": 256, "fit": "cover"}]
+    assert presets["preview"] == [{"type": "resize", "width": 1280, "height": 1280, "fit": "inside"}]
+    assert requests.get(f"{suite.url}/api/presets", timeout=10).json()["error"]["code"] == "unauthorized"

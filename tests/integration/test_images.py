@@ -652,3 +652,16 @@ def test_the_sweeper_removes_what_a_crash_left_behind_and_nothing_else(
     for name in (f"originals/{kept}", f"originals/{failed}", pending_result):
         assert name in stored, f"{name}: an image's own file stays"
     assert len(stored) == 4
+
+
+@FILE_ONLY
+def test_presets_are_listed_to_a_signed_in_user_as_configured(container_factory, config, client_for, web_url):
+    import requests
+
+    operators = {"square": [{"type": "resize", "width": 300, "height": 300, "fit": "cover"}], "gray": [{"type": "grayscale"}]}
+    container_factory(UploadService, {**config, "presets": operators}).start()
+
+    assert requests.get(f"{web_url}/api/presets", timeout=10).status_code == 401
+    response = client_for().presets()
+    assert response.status_code == 200
+    assert response.json() == {"presets": operators}

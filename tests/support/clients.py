@@ -44,6 +44,9 @@ class ImagesClient:
         self.base_url = base_url.rstrip("/")
         self.headers = bearer(token)
 
+    def presets(self):
+        return requests.get(f"{self.base_url}/api/presets", headers=self.headers, timeout=10)
+
     def upload(self, path_or_bytes, operations=None, filename="photo.jpg", content_type="image/jpeg", **fields):
         content = path_or_bytes if isinstance(path_or_bytes, bytes) else open(path_or_bytes, "rb").read()
         data = dict(fields)
