@@ -12,6 +12,9 @@ from typing import Optional
 from imaging.formats import CONVERT_FORMATS
 
 MAX_OPERATIONS = 20
+# Outputs of one upload (contract "Variants", "Limits").
+MAX_VARIANTS = 10
+DEFAULT_VARIANT = "default"
 
 INTEGER, NUMBER, BOOLEAN, STRING = "integer", "number", "boolean", "string"
 

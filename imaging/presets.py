@@ -2,9 +2,7 @@
 upload's variant may name instead of spelling it out. They are checked when a service starts, with
 the operations' own validation, so a typo in the configuration stops the start instead of failing
 users' uploads."""
-import re
-
-from imaging.validation import validate_operations
+from imaging.validation import VARIANT_NAME, validate_operations
 from shared import errors
 
 # The defaults written into config.yaml (shared/settings.py) and used by a configuration without
@@ -14,7 +12,7 @@ DEFAULT_PRESETS = {
     "preview": [{"type": "resize", "width": 1280, "height": 1280, "fit": "inside"}],
 }
 # A preset's name is a variant's name: the same pattern.
-PRESET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+PRESET_NAME = VARIANT_NAME
 
 
 class InvalidPreset(ValueError):

@@ -2,7 +2,9 @@
 import math
 import re
 
-from imaging.operations import BOOLEAN, INTEGER, MAX_OPERATIONS, OPERATIONS, REQUIRED, STRING
+from imaging.operations import (
+    BOOLEAN, DEFAULT_VARIANT, INTEGER, MAX_OPERATIONS, MAX_VARIANTS, OPERATIONS, REQUIRED, STRING,
+)
 from shared import errors
 
 
@@ -31,6 +33,65 @@ def validate_operations(raw, max_operations=MAX_OPERATIONS):
             {"reason": f"at most {max_operations} operations", "count": len(raw), "max_operations": max_operations},
         )
     return [_validated(index, item) for index, item in enumerate(raw)]
+
+
+# A variant's name, and so a preset's: it becomes part of stored names (outputs/<id>.<name>.<ext>).
+VARIANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+
+def validate_variants(raw_variants, raw_operations, presets, max_operations=MAX_OPERATIONS, max_variants=MAX_VARIANTS):
+    """An upload's outputs as `[{"name", "operations"}]` in request order, presets resolved, or
+    `errors.InvalidOperations` whose details name the `variant` (None when the field as a whole is wrong).
+
+    `raw_variants` is the decoded `variants` field (None: absent), `raw_operations` the decoded
+    `operations` field (None: absent), shorthand for the variant `default`, listed first. Neither
+    field: the one variant `default` with no operations.
+    """
+    variants = []
+    if raw_operations is not None or raw_variants is None:
+        named = {"variant": DEFAULT_VARIANT} if raw_variants is not None else {}
+        variants.append({"name": DEFAULT_VARIANT, "operations": _in_variant(named, raw_operations, max_operations)})
+    if raw_variants is None:
+        return variants
+    if not isinstance(raw_variants, dict):
+        raise _invalid_variants("'variants' must be a JSON object", None, "must be an object")
+    if len(raw_variants) > max_variants:
+        raise _invalid_variants(
+            f"At most {max_variants} variants are allowed", None, f"at most {max_variants} variants",
+            count=len(raw_variants), max_variants=max_variants,
+        )
+    for name, value in raw_variants.items():
+        if not VARIANT_NAME.match(name):
+            raise _invalid_variants(f"Variant {name!r}: the name must match {VARIANT_NAME.pattern}", name, "bad name")
+        if name == DEFAULT_VARIANT and raw_operations is not None:
+            raise _invalid_variants(
+                "Variant 'default' is given twice: by 'operations' and in 'variants'", name, "given twice")
+        if isinstance(value, str):
+            if value not in presets:
+                raise _invalid_variants(f"Variant {name!r}: no preset is called {value!r}", name, "unknown preset")
+            operations = presets[value]
+        else:
+            operations = _in_variant({"variant": name}, value, max_operations)
+        variants.append({"name": name, "operations": operations})
+    return variants
+
+
+def primary_variant(variants):
+    """The variant `Image.output` shows: `default` when there is one, else the first."""
+    return next((variant for variant in variants if variant["name"] == DEFAULT_VARIANT), variants[0])
+
+
+def _in_variant(named, raw, max_operations):
+    try:
+        return validate_operations(raw, max_operations)
+    except errors.InvalidOperations as exc:
+        if not named:
+            raise
+        raise errors.InvalidOperations(f"Variant {named['variant']!r}: {exc.message}", {**named, **exc.details}) from None
+
+
+def _invalid_variants(message, variant, reason, **more):
+    return errors.InvalidOperations(message, {"variant": variant, "field": "variants", "reason": reason, **more})
 
 
 def _validated(index, item):

@@ -25,6 +25,13 @@ class Image(Base):
     status = Column(String(20), nullable=False, default=QUEUED)
     original_filename = Column(String(255), nullable=False)
     operations = Column(JSON, nullable=False)
+    # The outputs asked for, in request order, presets resolved: [{"name", "operations"}]; None on
+    # rows older than variants (their one output is `operations`, the variant `default`).
+    # `operations` and `output_*` hold the primary variant (`default` when there is one, else the first).
+    variants = Column(JSON)
+    # Each variant's result once completed, in request order: {name: {"width", "height", "format",
+    # "size_bytes", "path"}}.
+    variant_outputs = Column(JSON)
     # The original, as stored under STORAGE_DIR (server-chosen name).
     original_path = Column(String(255), nullable=False)
     width = Column(Integer, nullable=False)
@@ -40,6 +47,7 @@ class Image(Base):
     # Why it failed, once failed.
     error_code = Column(String(50))
     error_message = Column(String(500))
+    error_details = Column(JSON)  # e.g. {"variant": name}: which variant failed
     # Processing claims (upload_service/claims.py): how many runs process_service started, how
     # many of them vanished (their lease ran out: the worker died), and the lease of the current run.
     processing_attempts = Column(Integer, nullable=False, default=0)

@@ -59,6 +59,26 @@ def download_url(image):
     return f"/api/images/{image.id}/download"
 
 
+def variant_outputs(image):
+    """{name: {"width", "height", "format", "size_bytes", "path"}} of a completed image, in request
+    order; a row older than variants has its one output as `default`."""
+    if image.variant_outputs:
+        return image.variant_outputs
+    return {"default": {
+        "width": image.output_width,
+        "height": image.output_height,
+        "format": image.output_format,
+        "size_bytes": image.output_size_bytes,
+        "path": image.output_path,
+    }}
+
+
+def stored_outputs(image):
+    """Every output object of the image (all its variants), for removal."""
+    names = {image.output_path} | {output["path"] for output in (image.variant_outputs or {}).values()}
+    return sorted(name for name in names if name)
+
+
 def image_to_dict(image):
     body = {
         "id": str(image.id),
@@ -80,8 +100,14 @@ def image_to_dict(image):
             "size_bytes": image.output_size_bytes,
             "download_url": download_url(image),
         }
+        body["variants"] = {
+            name: {key: output[key] for key in ("width", "height", "format", "size_bytes")}
+            for name, output in variant_outputs(image).items()
+        }
     if image.status == FAILED:
         body["error"] = {"code": image.error_code, "message": image.error_message}
+        if image.error_details:
+            body["error"]["details"] = image.error_details
     return body
 
 

@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 from imaging import decoding
 from imaging.failures import ImageFailure
 from imaging.formats import EXTENSIONS, MIME_TYPES
-from imaging.validation import validate_operations
+from imaging.validation import primary_variant, validate_variants
 from shared import errors, logs
 from shared.auth import Auth
 from shared.delivery import Delivery, retrying_event_handler, retry_when_unavailable
@@ -43,6 +43,8 @@ from upload_service.schemas import (
     encode_cursor,
     image_to_dict,
     parse_image_id,
+    stored_outputs,
+    variant_outputs,
     status_query_schema,
 )
 from upload_service.status import GONE
@@ -100,7 +102,10 @@ class UploadService(Service):
         logs.bind(user_id=user_id)
         request.max_content_length = self.limits.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
         upload = self._single_file(request)
-        operations = validate_operations(operations_from(request), self.limits.max_operations)
+        variants = validate_variants(
+            form_json(request, "variants"), form_json(request, "operations"), self.presets, self.limits.max_operations
+        )
+        operations = primary_variant(variants)["operations"]
 
         image_id = uuid.uuid4()
         logs.bind(image_id=image_id)
@@ -118,6 +123,7 @@ class UploadService(Service):
                 status=QUEUED,
                 original_filename=safe_filename(upload.filename),
                 operations=operations,
+                variants=variants,
                 original_path=original_path,
                 width=info["width"],
                 height=info["height"],
@@ -137,6 +143,7 @@ class UploadService(Service):
                 "width": info["width"],
                 "height": info["height"],
                 "operations": operations,
+                "variants": variants,
             })
             session.commit()
         except BaseException:
@@ -148,7 +155,7 @@ class UploadService(Service):
             raise
         self.status.cache.set(image, announce=False)
         self._relay_outbox(only=[uploaded.id])
-        log.info("image accepted", extra={"format": info["format"], "operations": len(operations)})
+        log.info("image accepted", extra={"format": info["format"], "operations": len(operations), "variants": len(variants)})
         return 202, body
 
     @http("GET", "/api/images/status/<image_id>")
@@ -223,15 +230,24 @@ class UploadService(Service):
         its internal /_storage/ or /_objects/ location): no image byte passes through here."""
         user_id = self.auth.user_id(request)
         image = self._owned_image(image_id, user_id)
+        variant = request.args.get("variant")
+        names = [each["name"] for each in image.variants] if image.variants else ["default"]
+        if variant is not None and variant not in names:
+            raise errors.NotFound("No such variant", {"variant": variant})
         if image.status != COMPLETED:
             raise errors.NotReady(details={"status": image.status})
+        if variant is None:
+            path, output_format = image.output_path, image.output_format
+        else:
+            output = variant_outputs(image)[variant]
+            path, output_format = output["path"], output["format"]
         stem = image.original_filename.rsplit(".", 1)[0] or "image"
-        filename = f"{stem}.{EXTENSIONS[image.output_format]}"
+        filename = f"{stem}.{EXTENSIONS[output_format]}"
         return Response(
             status=200,
             headers={
-                "X-Accel-Redirect": self.storage.gateway_location(image.output_path),
-                "Content-Type": MIME_TYPES[image.output_format],
+                "X-Accel-Redirect": self.storage.gateway_location(path),
+                "Content-Type": MIME_TYPES[output_format],
                 "Content-Disposition": content_disposition(filename),
                 "Cache-Control": "private, max-age=3600",
             },
@@ -241,7 +257,7 @@ class UploadService(Service):
     def delete_image(self, request, image_id):
         user_id = self.auth.user_id(request)
         image = self._owned_image(image_id, user_id)
-        files = (image.original_path, image.output_path)
+        files = (image.original_path, *stored_outputs(image))
         self.db.session.delete(image)
         self.db.session.commit()
         self.status.cache.forget(image.id)
@@ -311,7 +327,10 @@ class UploadService(Service):
 
     @retrying_event_handler("process_service", "image_processed")
     def on_processed(self, payload):
+        """`output` is the primary variant; `variants` (absent from older workers) every variant's."""
         output = payload["output"]
+        outputs = payload.get("variants")
+        files = sorted({output["path"]} | {each["path"] for each in (outputs or {}).values()})
         with retry_when_unavailable(self.delivery, payload):
             self._finish(payload["image_id"], COMPLETED, {
                 "output_path": output["path"],
@@ -319,7 +338,8 @@ class UploadService(Service):
                 "output_height": output["height"],
                 "output_format": output["format"],
                 "output_size_bytes": output["size_bytes"],
-            }, orphan_file=output["path"])
+                "variant_outputs": outputs,
+            }, orphan_files=files)
 
     @retrying_event_handler("process_service", "image_processing_failed")
     def on_processing_failed(self, payload):
@@ -328,22 +348,25 @@ class UploadService(Service):
             self._finish(payload["image_id"], FAILED, {
                 "error_code": error["code"],
                 "error_message": error["message"][:500],
+                "error_details": error.get("details") or None,
             })
 
-    def _finish(self, image_id, status, values, orphan_file=None):
+    def _finish(self, image_id, status, values, orphan_files=()):
         """Moves an image to a final status exactly once; a redelivered result changes nothing,
         and a final status never goes back."""
         with self.limits.result_slots:
             image = self._locked_image(image_id)
             if image is None:
                 # Deleted while it was processed: the result has no owner any more.
-                self.storage.remove(orphan_file)
+                self.storage.remove(*orphan_files)
                 return
             if image.status in FINAL_STATUSES:
-                if orphan_file and not (image.status == COMPLETED and orphan_file == image.output_path):
+                kept = stored_outputs(image) if image.status == COMPLETED else []
+                orphans = [name for name in orphan_files if name not in kept]
+                if orphans:
                     # A late result (a worker that lost its claim, or outran its time) for an
-                    # image that ended otherwise: its file is no one's.
-                    self.storage.remove(orphan_file)
+                    # image that ended otherwise: its files are no one's.
+                    self.storage.remove(*orphans)
                 self.db.session.rollback()
                 return
             self._finish_locked(image, status, values)
@@ -363,6 +386,7 @@ class UploadService(Service):
         }
         if status == COMPLETED:
             event["output"] = body["output"]
+            event["variants"] = list(body["variants"])
         else:
             event["error"] = body["error"]
         # The owner's email is announced by the relay timer (within RELAY_INTERVAL_SECONDS): under a
@@ -439,23 +463,36 @@ class UploadService(Service):
         return image
 
 def operations_from(request):
-    """The `operations` field, as text or as a file part (`curl -F operations=@ops.json`), decoded.
-    Absent or empty: no operations. Sent twice: refused, as two images are."""
-    texts = request.form.getlist("operations")
-    for part in request.files.getlist("operations"):
+    """The `operations` field decoded; absent or empty: no operations."""
+    operations = form_json(request, "operations")
+    return [] if operations is None else operations
+
+
+def form_json(request, field):
+    """A JSON form field (`operations`, `variants`), as text or as a file part
+    (`curl -F operations=@ops.json`), decoded. Absent or empty: None. Sent twice: refused, as two
+    images are."""
+    texts = request.form.getlist(field)
+    for part in request.files.getlist(field):
         raw = part.stream.read(MAX_OPERATIONS_FIELD_BYTES + 1)
         if len(raw) > MAX_OPERATIONS_FIELD_BYTES:
-            raise errors.InvalidOperations("'operations' is too large", {"reason": "too large"})
+            raise _invalid_field(field, f"'{field}' is too large", "too large")
         try:
             texts.append(raw.decode("utf-8"))
         except UnicodeDecodeError:
-            raise errors.InvalidOperations("'operations' is not UTF-8 text", {"reason": "not UTF-8"})
+            raise _invalid_field(field, f"'{field}' is not UTF-8 text", "not UTF-8")
     if len(texts) > 1:
-        raise errors.InvalidOperations("Send 'operations' once", {"reason": "sent more than once"})
+        raise _invalid_field(field, f"Send '{field}' once", "sent more than once")
     if not texts or not texts[0].strip():
-        return []
+        return None
     try:
         return json.loads(texts[0])
     except (ValueError, RecursionError):
-        raise errors.InvalidOperations("'operations' is not valid JSON", {"reason": "invalid JSON"})
+        raise _invalid_field(field, f"'{field}' is not valid JSON", "invalid JSON")
 
+
+def _invalid_field(field, message, reason):
+    details = {"reason": reason}
+    if field == "variants":
+        details.update(variant=None, field=field)
+    return errors.InvalidOperations(message, details)
