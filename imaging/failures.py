@@ -50,13 +50,15 @@ _RETRYABLE = frozenset({
 
 
 class PipelineError(Exception):
-    """The image cannot be processed; `code` is an ImageFailure."""
+    """The image cannot be processed; `code` is an ImageFailure, `variant` the variant that failed
+    (None when the original itself is at fault)."""
 
-    def __init__(self, code, message):
+    def __init__(self, code, message, variant=None):
         code = ImageFailure(code)  # a code outside the contract's vocabulary is a bug: ValueError
         super().__init__(code, message)
         self.code = code
         self.message = message
+        self.variant = variant
 
     def __str__(self):
         return f"{self.code}: {self.message}"

@@ -10,8 +10,11 @@ What the output is:
   (imaging/transforms/).
 - The format is that of the last `convert`, else the input's (an MPO stays a JPEG), encoded once
   (imaging/encoding.py): no metadata but a fitting ICC profile, written atomically.
+- An upload's variants (contract "Variants") share that one decode: each runs its operations on a
+  copy of the upright original and is encoded on its own; the first that fails fails them all.
 """
 import contextlib
+import os
 import time
 
 from imaging import decoding
@@ -23,7 +26,7 @@ from imaging.transforms import TRANSFORMS, Context, OperationError
 from imaging.validation import validate_operations
 from shared import errors
 
-__all__ = ["PipelineError", "process_image"]
+__all__ = ["PipelineError", "process_image", "process_variants"]
 
 
 def process_image(src_path, operations, dst_path_stem, max_pixels, timings=None):
@@ -34,20 +37,50 @@ def process_image(src_path, operations, dst_path_stem, max_pixels, timings=None)
     step. This runs in a native thread: it records plain data only, and the caller turns it into
     spans and metrics back in its greenlet (the tracing and metrics libraries take locks that
     eventlet has patched, which must not be contended from a native thread)."""
+    variant = {"name": None, "operations": operations}
+    return process_variants(src_path, [variant], lambda name: dst_path_stem, max_pixels, timings)[0]
+
+
+def process_variants(src_path, variants, dst_path_stem_of, max_pixels, timings=None):
+    """Processes `src_path` once for all `variants` (`[{"name", "operations"}]`, validated) and
+    returns one result per variant, in their order, each as process_image's with the variant's
+    `name`; `dst_path_stem_of(name)` is where a variant is written. The first variant that fails
+    raises its PipelineError with `variant` set, after removing what the others wrote."""
     timings = timings if timings is not None else []
-    operations = _validated(operations)
+    variants = [{**variant, "operations": _validated(variant["operations"], variant["name"])} for variant in variants]
     with _opened(src_path, max_pixels) as source:
-        output_format = _output_format(source, operations)
-        with _timed(timings, "decode", output_format):
-            image, operations = _decode_upright(source, operations)
+        formats = [_output_format(source, variant["operations"]) for variant in variants]
+        with _timed(timings, "decode", formats[0]):
+            upright, all_operations = _decode_upright(source, [variant["operations"] for variant in variants])
         icc_profile = source.info.get("icc_profile") or None
-    image, icc_profile = to_working_mode(image, icc_profile)
-    context = Context(output_format=output_format)
-    for step in operations:
-        with _timed(timings, step["type"], output_format):
-            image = _apply(image, step, context, max_pixels)
-    with _timed(timings, "encode", output_format):
-        return encode(image, output_format, _quality(operations), icc_profile, dst_path_stem)
+    upright, icc_profile = to_working_mode(upright, icc_profile)
+    results = []
+    try:
+        for variant, operations, output_format in zip(variants, all_operations, formats):
+            with _failing_as(variant["name"]):
+                image = upright.copy() if len(variants) > 1 else upright
+                context = Context(output_format=output_format)
+                for step in operations:
+                    with _timed(timings, step["type"], output_format):
+                        image = _apply(image, step, context, max_pixels)
+                with _timed(timings, "encode", output_format):
+                    result = encode(image, output_format, _quality(operations), icc_profile, dst_path_stem_of(variant["name"]))
+                results.append({"name": variant["name"], **result})
+    except BaseException:
+        for result in results:  # all or nothing: a failed upload keeps no output
+            with contextlib.suppress(OSError):
+                os.unlink(result["path"])
+        raise
+    return results
+
+
+@contextlib.contextmanager
+def _failing_as(variant):
+    try:
+        yield
+    except PipelineError as exc:
+        exc.variant = exc.variant or variant
+        raise
 
 
 @contextlib.contextmanager
@@ -59,14 +92,14 @@ def _timed(timings, step_name, output_format):
         timings.append((step_name, output_format.name, started, time.time_ns()))
 
 
-def _validated(operations):
+def _validated(operations, variant=None):
     # Validated at upload already; checked again (it is cheap and idempotent) because this worker
     # trusts no message blindly: a malformed one fails the image instead of raising KeyError.
     try:
         limit = len(operations) if isinstance(operations, list) else 0  # the limit was the upload's to check
         return validate_operations(operations, max_operations=limit)
     except errors.InvalidOperations as exc:
-        raise PipelineError(ImageFailure.INVALID_OPERATIONS, exc.message) from exc
+        raise PipelineError(ImageFailure.INVALID_OPERATIONS, exc.message, variant=variant) from exc
 
 
 def _output_format(source, operations):
@@ -98,16 +131,16 @@ def _opened(src_path, max_pixels):
         yield source
 
 
-def _decode_upright(source, operations):
-    """The decoded first frame, upright, and the operations left to apply."""
+def _decode_upright(source, all_operations):
+    """The decoded first frame, upright, and each variant's operations left to apply."""
     if FORMAT_NAMES[source.format] == "jpeg":
         orientation = decoding.exif_orientation(source)  # a JPEG's EXIF is read at open: nothing decodes here
-        operations = _shrink_in_decoder(source, operations, orientation)
+        all_operations = _shrink_in_decoder(source, all_operations, orientation)
         _decode(source)
     else:
         _decode(source)
         orientation = decoding.exif_orientation(source)  # after decoding: see decoding.exif_orientation
-    return decoding.upright(source, orientation), operations
+    return decoding.upright(source, orientation), all_operations
 
 
 def _decode(source):
@@ -115,23 +148,29 @@ def _decode(source):
         decoding.decode(source)
 
 
-def _shrink_in_decoder(source, operations, orientation):
-    """When the first step can start from a smaller image (a shrinking resize), lets libjpeg decode
-    at 1/2, 1/4 or 1/8 scale (DCT scaling, nearly free), at the smallest scale still large enough."""
-    first = TRANSFORMS[operations[0]["type"]] if operations else None
-    if first is None or first.shrink_on_load is None:
-        return operations
-    plan = first.shrink_on_load(decoding.oriented_size(source.size, orientation), operations[0])
-    if plan is None:
-        return operations
-    needed, first_step = plan
+def _shrink_in_decoder(source, all_operations, orientation):
+    """When every variant's first step can start from a smaller image (a shrinking resize), lets
+    libjpeg decode at 1/2, 1/4 or 1/8 scale (DCT scaling, nearly free), at the smallest scale still
+    large enough for the largest of them. Their first steps then resize to absolute sizes, so a
+    variant that needed less still gets exactly its size."""
+    plans = [_shrink_plan(source, operations, orientation) for operations in all_operations]
+    if any(plan is None for plan in plans):
+        return all_operations
+    needed = max(plan[0][0] for plan in plans), max(plan[0][1] for plan in plans)
     if decoding.swaps_axes(orientation):
         needed = needed[1], needed[0]
     try:
         source.draft(None, needed)
     except Exception:  # noqa: BLE001 - a shortcut only: without it the full-size decode still works
-        return operations
-    return [first_step, *operations[1:]]
+        return all_operations
+    return [[first_step, *operations[1:]] for (_, first_step), operations in zip(plans, all_operations)]
+
+
+def _shrink_plan(source, operations, orientation):
+    first = TRANSFORMS[operations[0]["type"]] if operations else None
+    if first is None or first.shrink_on_load is None:
+        return None
+    return first.shrink_on_load(decoding.oriented_size(source.size, orientation), operations[0])
 
 
 # -- the steps ------------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ from nameko.extensions import DependencyProvider
 
 from imaging.budget import PixelBudget
 from imaging.failures import ImageFailure
-from imaging.pipeline import PipelineError, process_image
+from imaging.pipeline import PipelineError, process_variants
+from imaging.validation import primary_variant
 from process_service.isolation import Isolation, Suspect
 from process_service.lease import HeldClaim
 from shared import deadline, logs
@@ -55,8 +56,9 @@ def _remove_late_result(job):
         result = job.wait()
     except Exception:  # noqa: BLE001 - it failed late: nothing was written
         return
-    with contextlib.suppress(OSError):
-        os.unlink(result["path"])
+    for variant in result:
+        with contextlib.suppress(OSError):
+            os.unlink(variant["path"])
     log.warning("a pipeline that had timed out ended: its result was removed")
 
 
@@ -107,10 +109,11 @@ class ProcessService(Service):
                 try:
                     output = self._run_pipeline(payload)
                 except PipelineError as exc:
-                    log.info("image failed: %s", exc.code)
-                    self._report_failure(image_id, exc.code, exc.message)
+                    log.info("image failed: %s", exc.code, extra={"variant": exc.variant})
+                    details = {"variant": exc.variant} if exc.variant else None
+                    self._report_failure(image_id, exc.code, exc.message, details)
                     return
-                self.dispatch("image_processed", {"image_id": image_id, "output": output})
+                self.dispatch("image_processed", {"image_id": image_id, **output})
             log.info("image processed")
 
     def _skip(self, claim):
@@ -126,30 +129,44 @@ class ProcessService(Service):
         raise RetryAfter(claim["retry_after"])
 
     def _run_pipeline(self, payload):
-        """Fetches the original (a local file for the run), runs the pipeline into the run's own
-        folder, and stores the output; nothing of the run stays on local disk afterwards."""
+        """Fetches the original (a local file for the run), runs every variant's pipeline from one
+        decode into the run's own folder, and stores the outputs, all or none; nothing of the run
+        stays on local disk afterwards. Returns the event's `output` (the primary variant) and
+        `variants` ({name: output}, in request order)."""
         bench = self.workbench
         image_id = payload["image_id"]
+        # Older messages carry only `operations`: the variant `default`.
+        variants = payload.get("variants") or [{"name": "default", "operations": payload["operations"]}]
         pixels = min(int(payload.get("width", 0)) * int(payload.get("height", 0)), bench.max_pixels)
         timings = []
         with self._fetched_original(payload["original_path"]) as source, self.storage.spool.folder_for_run() as run:
             with bench.budget.reserve(pixels), tracer().start_as_current_span("pipeline"):
                 try:
-                    result = self._within_timeout(
-                        process_image, str(source), payload["operations"], str(run / image_id), bench.max_pixels, timings
+                    results = self._within_timeout(
+                        process_variants, str(source), variants, lambda name: str(run / f"{image_id}.{name}"),
+                        bench.max_pixels, timings,
                     )
                 finally:
                     record_steps(timings)
-            name = output_name(image_id, os.path.basename(result["path"]).rsplit(".", 1)[-1])
+            outputs = {}
             with tracer().start_as_current_span("store output"):
-                self.storage.put_file(result["path"], name, content_type=result["mime_type"])
-        return {
-            "path": name,
-            "width": result["width"],
-            "height": result["height"],
-            "format": result["format"],
-            "size_bytes": result["size_bytes"],
-        }
+                try:
+                    for result in results:
+                        # The same names on a retry: a second run overwrites, it never adds.
+                        name = output_name(image_id, os.path.basename(result["path"]).rsplit(".", 1)[-1], result["name"])
+                        self.storage.put_file(result["path"], name, content_type=result["mime_type"])
+                        outputs[result["name"]] = {
+                            "path": name,
+                            "width": result["width"],
+                            "height": result["height"],
+                            "format": result["format"],
+                            "size_bytes": result["size_bytes"],
+                        }
+                except BaseException:
+                    with contextlib.suppress(Exception):  # else the sweeper's, once the image has failed
+                        self.storage.remove(*(output["path"] for output in outputs.values()))
+                    raise
+        return {"output": outputs[primary_variant(variants)["name"]], "variants": outputs}
 
     @contextlib.contextmanager
     def _fetched_original(self, name):
@@ -160,7 +177,7 @@ class ProcessService(Service):
             raise PipelineError(ImageFailure.SOURCE_MISSING, "The original file is no longer stored") from None
 
     def _within_timeout(self, *args):
-        """`process_image(*args)` in a native thread. A native thread cannot be stopped: past
+        """`process_variants(*args)` in a native thread. A native thread cannot be stopped: past
         PROCESSING_TIMEOUT_SECONDS the job stops waiting for it, so that a pipeline that hangs (a
         deadlock in a library) fails its image instead of holding it in `processing`, its lease
         renewed, for ever; whatever it writes when it ends is removed then."""
@@ -173,8 +190,11 @@ class ProcessService(Service):
         too_long = PipelineError(ImageFailure.PROCESSING_TIMEOUT, f"Processing took longer than {seconds:g} s")
         return deadline.wait_within(eventlet.spawn(run_in_thread, *args), seconds, too_long, on_late=abandon)
 
-    def _report_failure(self, image_id, code, message):
-        self.dispatch("image_processing_failed", {"image_id": image_id, "error": {"code": code, "message": message}})
+    def _report_failure(self, image_id, code, message, details=None):
+        error = {"code": code, "message": message}
+        if details:
+            error["details"] = details
+        self.dispatch("image_processing_failed", {"image_id": image_id, "error": error})
 
     def _refresh_gauges(self):
         try:

@@ -371,16 +371,16 @@ def test_a_pipeline_that_hangs_fails_its_image_and_its_late_result_is_removed(
 
     native = eventlet.patcher.original("threading")  # the pipeline runs in a native thread
     finish, ended = native.Event(), native.Event()
-    real_process_image = process_module.process_image
+    real_process_variants = process_module.process_variants
 
     def hanging(*args, **kwargs):
         finish.wait(30)
         try:
-            return real_process_image(*args, **kwargs)
+            return real_process_variants(*args, **kwargs)
         finally:
             ended.set()
 
-    monkeypatch.setattr(process_module, "process_image", hanging)
+    monkeypatch.setattr(process_module, "process_variants", hanging)
     container = container_factory(ProcessService, {
         **config, "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}", "PROCESSING_TIMEOUT_SECONDS": 1,
     })
