@@ -79,6 +79,14 @@ def recipient(name, address):
     return Address(display_name=clean_text(name), username=parsed.username, domain=parsed.domain)
 
 
+def variants_line(names):
+    """"Variants: thumb, big." for an upload that asked for more than its one `default` output."""
+    names = [clean_text(name, 32) for name in names or () if isinstance(name, str)]
+    if not names or names == ["default"]:
+        return ""
+    return f"Variants: {', '.join(names)}."
+
+
 def human_size(size_bytes):
     size = float(size_bytes or 0)
     for unit in ("bytes", "KB", "MB", "GB"):
@@ -134,7 +142,7 @@ READY_TEXT = Template("""\
 Hello $name,
 
 your image "$filename" is ready: $width x $height pixels, $format, $size.
-
+$variants_line
 Download it (signed in) from: $download_url
 
 $product
@@ -142,7 +150,7 @@ $product
 
 READY_HTML = Template("""\
 <p>Hello $name,</p>
-<p>your image <strong>$filename</strong> is ready: $width &times; $height pixels, $format, $size.</p>
+<p>your image <strong>$filename</strong> is ready: $width &times; $height pixels, $format, $size.$variants_html</p>
 <p><a href="$download_url">Download it</a> (you need to be signed in).</p>""")
 
 FAILED_TEXT = Template("""\
@@ -173,8 +181,9 @@ def welcome(user, mail_from=DEFAULT_MAIL_FROM, now=None):
 
 
 def image_ready(user, image, download_url, mail_from=DEFAULT_MAIL_FROM, now=None):
-    """`image`: the `image_completed` event ({"image_id", "original_filename", "output": {...}});
-    `download_url`: absolute http(s) URL of the output."""
+    """`image`: the `image_completed` event ({"image_id", "original_filename", "output": {...}},
+    and `variants`, the names of its outputs, from uploads since variants); `download_url`:
+    absolute http(s) URL of the output."""
     if not re.match(r"^https?://", download_url or ""):
         raise ValueError("download_url must be an absolute http(s) URL")
     to = recipient(user.get("name"), user["email"])
@@ -190,9 +199,12 @@ def image_ready(user, image, download_url, mail_from=DEFAULT_MAIL_FROM, now=None
         "download_url": download_url,
         "product": product_name(mail_from),
     }
+    names = variants_line(image.get("variants"))
+    text_values = {**values, "variants_line": f"{names}\n" if names else ""}
+    html_values = {**values, "variants_html": f" {names}" if names else ""}
     return _build(
         IMAGE_READY, image.get("image_id"), to, f'Your image "{clean_text(filename, 60)}" is ready',
-        READY_TEXT.substitute(**values), _html(READY_HTML, values), mail_from, now,
+        READY_TEXT.substitute(**text_values), _html(READY_HTML, html_values), mail_from, now,
     )
 
 

@@ -90,6 +90,17 @@ def test_ready_email_gives_the_output_and_the_link():
     assert f'href="{DOWNLOAD_URL}"' in html_part
 
 
+def test_ready_email_names_the_variants_and_an_older_event_still_reads():
+    with_variants = {**COMPLETED, "variants": ["thumb", "big<b>"]}
+    text, html_part = parts(reparse(templates.image_ready(USER, with_variants, DOWNLOAD_URL, mail_from=MAIL_FROM))).values()
+    assert "Variants: thumb, big<b>." in text
+    assert "Variants: thumb, big&lt;b&gt;." in html_part
+    old_text = parts(reparse(all_emails()[1]))["text/plain"]
+    only_default = {**COMPLETED, "variants": ["default"]}
+    default_text = parts(reparse(templates.image_ready(USER, only_default, DOWNLOAD_URL, mail_from=MAIL_FROM)))["text/plain"]
+    assert "Variants" not in old_text and default_text == old_text
+
+
 def test_failed_email_gives_the_reason():
     text = parts(reparse(all_emails()[2]))["text/plain"]
     assert "The crop lies outside the image" in text and "invalid_crop" in text
