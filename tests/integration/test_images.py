@@ -8,6 +8,7 @@ on the folder store only (`FILE_ONLY`): the store is not what they test, and a s
 time without telling more.
 """
 import io
+import json
 import os
 import re
 import time
@@ -349,6 +350,88 @@ def test_a_deleted_image_is_not_brought_back_by_a_late_cache_write(upload_servic
     assert client.delete(image_id).status_code == 204
     StatusCache(redis.Redis.from_url(redis_url, decode_responses=True)).write_back(stale)
     assert client.status(image_id, wait=0).status_code == 404
+
+
+VARIANTS = {"thumb": "thumbnail", "small": [{"type": "resize", "width": 32}, {"type": "convert", "format": "webp"}]}
+
+
+def test_every_variant_is_made_once_stored_and_downloadable_and_deleted(
+    upload_service, process_service, client_for, config, db
+):
+    client = client_for()
+    response = client.upload(HOPPER, [{"type": "grayscale"}], variants=json.dumps(VARIANTS))
+    assert response.status_code == 202, response.text
+    image_id = response.json()["image"]["id"]
+    assert client.wait_until_done(image_id)["status"] == "completed"
+    done = client.get(image_id).json()["image"]
+    assert list(done["variants"]) == ["default", "thumb", "small"], "in request order"
+    assert done["output"]["width"] == 128 and done["output"]["format"] == "jpeg", "the default variant"
+    expected = {
+        "default": ((128, 128), "jpeg", "jpg", "JPEG", "L"),
+        "thumb": ((256, 256), "jpeg", "jpg", "JPEG", "RGB"),
+        "small": ((32, 32), "webp", "webp", "WEBP", "RGB"),
+    }
+    names = [f"originals/{image_id}"]
+    for variant, (size, output_format, extension, pillow_format, mode) in expected.items():
+        name = f"outputs/{image_id}.{variant}.{extension}"
+        names.append(name)
+        assert done["variants"][variant] == {
+            "width": size[0], "height": size[1], "format": output_format,
+            "size_bytes": len(StoreView(config).read(name)),
+        }
+        with stored_output(config, name) as output:
+            assert (output.size, output.format, output.mode) == (size, pillow_format, mode)
+        download = client.download(image_id, variant=variant)
+        assert download.status_code == 200, download.text
+        assert download.headers["X-Accel-Redirect"] == expected_redirect(config, name)
+        assert download.headers["Content-Type"] == f"image/{output_format}"
+        assert f'filename="photo.{extension}"' in download.headers["Content-Disposition"]
+    assert sorted(stored_files(config)) == sorted(names), "one object per variant, nothing else"
+    assert client.download(image_id).headers["X-Accel-Redirect"] == expected_redirect(
+        config, f"outputs/{image_id}.default.jpg"), "without `variant`, the primary"
+    assert client.download(image_id, variant="nope").status_code == 404
+    with db.connect() as connection:
+        requested, operations = connection.execute(
+            select(Image.variants, Image.operations).where(Image.id == image_id)).one()
+    assert [variant["name"] for variant in requested] == ["default", "thumb", "small"]
+    assert requested[1]["operations"][0]["fit"] == "cover", "the preset, resolved"
+    assert operations == [{"type": "grayscale"}], "the primary's, as before"
+
+    assert client.delete(image_id).status_code == 204
+    assert stored_files(config) == [], "every variant removed"
+
+
+def test_a_failing_variant_fails_the_image_naming_it_and_stores_no_output(
+    upload_service, process_service, client_for, config
+):
+    client = client_for()
+    variants = {"fine": "thumbnail", "cut": [{"type": "crop", "left": 100, "top": 100, "width": 100, "height": 100}]}
+    image_id = client.upload(HOPPER, variants=json.dumps(variants)).json()["image"]["id"]
+    status = client.wait_until_done(image_id)
+    assert status["status"] == "failed", status
+    assert status["error"]["code"] == "invalid_crop"
+    assert status["error"]["details"] == {"variant": "cut"}
+    assert client.get(image_id).json()["image"]["error"]["details"] == {"variant": "cut"}
+    assert stored_files(config) == [f"originals/{image_id}"], "no output of any variant"
+    assert client.download(image_id, variant="fine").status_code == 409
+    assert spool_files(config) == []
+
+
+@FILE_ONLY
+def test_a_bad_variant_is_400_naming_it_and_stores_nothing(upload_service, client_for, config, db):
+    client = client_for()
+
+    def rows():
+        with db.connect() as connection:
+            return connection.execute(select(func.count()).select_from(Image)).scalar()
+
+    before = rows()
+    response = client.upload(HOPPER, [], variants=json.dumps({"default": "thumbnail"}))
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_operations"
+    assert response.json()["error"]["details"]["variant"] == "default"
+    assert stored_files(config) == []
+    assert rows() == before
 
 
 def test_a_failing_pipeline_marks_the_image_failed(upload_service, process_service, client_for):

@@ -72,8 +72,11 @@ class ImagesClient:
     def list(self, **params):
         return requests.get(f"{self.base_url}/api/images", headers=self.headers, params=params, timeout=30)
 
-    def download(self, image_id):
-        return requests.get(f"{self.base_url}/api/images/{image_id}/download", headers=self.headers, timeout=60)
+    def download(self, image_id, variant=None):
+        params = {} if variant is None else {"variant": variant}
+        return requests.get(
+            f"{self.base_url}/api/images/{image_id}/download", headers=self.headers, params=params, timeout=60
+        )
 
     def delete(self, image_id):
         return requests.delete(f"{self.base_url}/api/images/{image_id}", headers=self.headers, timeout=30)
