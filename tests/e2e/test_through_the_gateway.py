@@ -1,5 +1,6 @@
 """A user's whole journey through nginx, against the running suite, with real email."""
 import io
+import json
 
 import pytest
 import requests
@@ -133,3 +134,35 @@ def test_presets_are_listed_through_the_gateway(suite, new_account):
     assert presets["thumbnail"] == [{"type": "resize", "width": 256, "height": 256, "fit": "cover"}]
     assert presets["preview"] == [{"type": "resize", "width": 1280, "height": 1280, "fit": "inside"}]
     assert requests.get(f"{suite.url}/api/presets", timeout=10).json()["error"]["code"] == "unauthorized"
+
+
+def test_operations_variants_and_a_preset_each_download_through_the_gateway(suite, new_account):
+    user, token = new_account("Grace")
+    images = ImagesClient(suite.url, token)
+    variants = {"thumb": "thumbnail", "big": [{"type": "resize", "width": 400}, {"type": "convert", "format": "webp"}]}
+    accepted = images.upload(PHOTO, [{"type": "convert", "format": "png"}], variants=json.dumps(variants))
+    assert accepted.status_code == 202, accepted.text
+    image_id = accepted.json()["image"]["id"]
+    assert images.wait_until_done(image_id, timeout=60)["status"] == "completed"
+    image = images.get(image_id).json()["image"]
+    assert list(image["variants"]) == ["default", "thumb", "big"]
+    assert image["output"]["format"] == "png"
+
+    expected = {"default": ("PNG", "image/png"), "thumb": ("JPEG", "image/jpeg"), "big": ("WEBP", "image/webp")}
+    for variant, (pillow_format, content_type) in expected.items():
+        download = images.download(image_id, variant=variant)
+        assert download.status_code == 200, (variant, download.text)
+        assert download.headers["Content-Type"] == content_type
+        described = image["variants"][variant]
+        assert len(download.content) == described["size_bytes"]
+        with Image.open(io.BytesIO(download.content)) as output:
+            assert output.format == pillow_format
+            assert output.size == (described["width"], described["height"])
+    assert image["variants"]["thumb"]["width"] == image["variants"]["thumb"]["height"] == 256
+    assert image["variants"]["big"]["width"] == 400
+    assert images.download(image_id).content == images.download(image_id, variant="default").content
+    unknown = images.download(image_id, variant="huge")
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
+
+    ready = [m for m in suite.mailbox.wait_for(user["email"], count=2) if "ready" in m["Subject"].lower()]
+    assert "Variants: default, thumb, big." in ready[0].get_body(("plain",)).get_content()
