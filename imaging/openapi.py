@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from imaging.failures import ImageFailure
+from imaging.validation import VARIANT_NAME
 from imaging.schema import operations_json_schema
 
 OPENAPI_FILE = Path(__file__).resolve().parent.parent / "openapi.yaml"
@@ -39,6 +40,11 @@ def generated_image_error_schema():
             "code": {"type": "string", "enum": [str(failure) for failure in ImageFailure],
                      "examples": [str(ImageFailure.INVALID_CROP)]},
             "message": {"type": "string"},
+            "details": {
+                "type": "object",
+                "description": "Present when one variant failed: `variant` names it (contract \"Variants\").",
+                "properties": {"variant": {"type": "string", "pattern": VARIANT_NAME.pattern}},
+            },
         },
     }
 

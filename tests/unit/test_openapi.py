@@ -189,3 +189,34 @@ def test_check_fails_on_a_stale_file_and_the_rewrite_fixes_only_operations(docum
 
 def test_the_committed_file_is_up_to_date():
     assert openapi.main(["--check"]) == 0
+
+
+def test_variants_are_documented_as_the_code_answers_them(document):
+    from imaging.validation import VARIANT_NAME
+    from upload_service.models import COMPLETED, FAILED
+    from upload_service.schemas import image_to_dict
+    import datetime as dt
+    import types
+    import uuid
+
+    schemas = document["components"]["schemas"]
+    assert schemas["UploadForm"]["properties"]["variants"]["propertyNames"]["pattern"] == VARIANT_NAME.pattern
+    download = document["paths"]["/api/images/{image_id}/download"]["get"]
+    assert any(p.get("name") == "variant" and p.get("in") == "query" for p in download["parameters"])
+    now = dt.datetime(2026, 12, 6, tzinfo=dt.timezone.utc)
+    output = {"width": 8, "height": 6, "format": "webp", "size_bytes": 10, "path": "outputs/x.small.webp"}
+    row = types.SimpleNamespace(
+        id=uuid.uuid4(), status=COMPLETED, original_filename="a.png", operations=[], created_at=now, updated_at=now,
+        width=8, height=6, format="png", size_bytes=20, output_width=8, output_height=6, output_format="webp",
+        output_size_bytes=10, output_path=output["path"], variant_outputs={"small": output, "thumb": output},
+        error_code=None, error_message=None, error_details=None,
+    )
+    failed = types.SimpleNamespace(**{**vars(row), "status": FAILED, "error_code": "invalid_crop",
+                                      "error_message": "outside", "error_details": {"variant": "thumb"}})
+    root = {**copy.deepcopy(document), "$ref": "#/components/schemas/Image"}
+    for image in (row, failed):
+        body = image_to_dict(image)
+        assert [e.message for e in Draft202012Validator(root).iter_errors(body)] == []
+    assert list(image_to_dict(row)["variants"]) == ["small", "thumb"]
+    assert "path" not in image_to_dict(row)["variants"]["small"]
+    assert image_to_dict(failed)["error"]["details"] == {"variant": "thumb"}
