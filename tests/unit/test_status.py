@@ -58,7 +58,8 @@ def image(state="queued", owner=None):
         id=uuid.uuid4(), user_id=owner or uuid.uuid4(), status=state, updated_at=now, created_at=now,
         original_filename="a.png", width=8, height=6, format="png", size_bytes=10, operations=[],
         output_path=None, output_width=None, output_height=None, output_format=None,
-        output_size_bytes=None, error_code=None, error_message=None,
+        output_size_bytes=None, error_code=None, error_message=None, error_details=None,
+        variants=None, variant_outputs=None,
     )
 
 
