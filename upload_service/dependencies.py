@@ -4,6 +4,8 @@ from nameko.extensions import DependencyProvider
 
 from imaging.budget import PixelBudget
 from imaging.presets import load_presets
+from shared.filenames import download_name
+from shared.media_urls import media_url, signing_keys
 from shared.redis_client import RedisClient, connect
 from shared.settings import setting
 from upload_service.status import StatusCache, StatusNotifier
@@ -66,3 +68,20 @@ class Presets(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self.presets
+
+
+class MediaUrls(DependencyProvider):
+    """Signed URLs of outputs (contract "Delivery", shared/media_urls.py): the gateway verifies them."""
+
+    def setup(self):
+        config = self.container.config
+        self.keys = signing_keys(config)
+        self.ttl = setting(config, "MEDIA_URL_TTL")
+
+    def output_url(self, image, ttl=None):
+        """(url, expires_at) of a completed image's output, valid `ttl` seconds (MEDIA_URL_TTL)."""
+        filename = download_name(image.original_filename, image.output_format)
+        return media_url(self.keys, image.output_path, filename, ttl or self.ttl)
+
+    def get_dependency(self, worker_ctx):
+        return self

@@ -59,7 +59,9 @@ def download_url(image):
     return f"/api/images/{image.id}/download"
 
 
-def image_to_dict(image):
+def image_to_dict(image, media=None):
+    """The public `Image`. With `media` (upload_service's MediaUrls), a completed output carries a
+    signed `url` minted now: answers that are cached (the status cache) are made without it."""
     body = {
         "id": str(image.id),
         "status": image.status,
@@ -80,6 +82,8 @@ def image_to_dict(image):
             "size_bytes": image.output_size_bytes,
             "download_url": download_url(image),
         }
+        if media is not None:
+            body["output"]["url"] = media.output_url(image)[0]
     if image.status == FAILED:
         body["error"] = {"code": image.error_code, "message": image.error_message}
     return body

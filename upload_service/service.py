@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response
 
 from imaging import decoding
 from imaging.failures import ImageFailure
-from imaging.formats import EXTENSIONS, MIME_TYPES
+from imaging.formats import MIME_TYPES
 from imaging.validation import validate_operations
 from shared import errors, logs
 from shared.auth import Auth
@@ -35,7 +35,7 @@ from shared.threads import run_in_thread
 from shared.tracing import TracedEventDispatcher
 from shared.validation import load
 from upload_service import claims
-from upload_service.dependencies import ImageStatus, Limits, Presets
+from upload_service.dependencies import ImageStatus, Limits, MediaUrls, Presets
 from upload_service.models import COMPLETED, FAILED, FINAL_STATUSES, PROCESSING, QUEUED, Base, Image, OutboxEvent
 from upload_service.schemas import (
     ListQuerySchema,
@@ -46,7 +46,7 @@ from upload_service.schemas import (
     status_query_schema,
 )
 from upload_service.status import GONE
-from upload_service.filenames import content_disposition, safe_filename
+from shared.filenames import content_disposition, download_name, safe_filename
 from upload_service.sweeper import Sweeper
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,7 @@ class UploadService(Service):
     status = ImageStatus()
     limits = Limits()
     presets = Presets()
+    media = MediaUrls()
     dispatch = TracedEventDispatcher()
     delivery = Delivery()
 
@@ -189,7 +190,7 @@ class UploadService(Service):
     @http("GET", "/api/images/<image_id>")
     def get_image(self, request, image_id):
         user_id = self.auth.user_id(request)
-        return 200, {"image": image_to_dict(self._owned_image(image_id, user_id))}
+        return 200, {"image": image_to_dict(self._owned_image(image_id, user_id), self.media)}
 
     @http("GET", "/api/images")
     def list_images(self, request):
@@ -207,7 +208,7 @@ class UploadService(Service):
         images = self.db.session.scalars(statement).all()
         page, more = images[: query["limit"]], len(images) > query["limit"]
         return 200, {
-            "images": [image_to_dict(image) for image in page],
+            "images": [image_to_dict(image, self.media) for image in page],
             "next_cursor": encode_cursor(page[-1]) if more else None,
         }
 
@@ -225,8 +226,7 @@ class UploadService(Service):
         image = self._owned_image(image_id, user_id)
         if image.status != COMPLETED:
             raise errors.NotReady(details={"status": image.status})
-        stem = image.original_filename.rsplit(".", 1)[0] or "image"
-        filename = f"{stem}.{EXTENSIONS[image.output_format]}"
+        filename = download_name(image.original_filename, image.output_format)
         return Response(
             status=200,
             headers={
@@ -236,6 +236,20 @@ class UploadService(Service):
                 "Cache-Control": "private, max-age=3600",
             },
         )
+
+    @http("GET", "/api/images/<image_id>/url")
+    def media_url(self, request, image_id):
+        """A fresh signed URL of the output (contract "Delivery"), for `ttl` seconds."""
+        user_id = self.auth.user_id(request)
+        ttl = media_ttl_from(request.args.get("ttl"), self.media.ttl)
+        image = self._owned_image(image_id, user_id)
+        variant = request.args.get("variant")
+        if variant not in (None, "default"):
+            raise errors.NotFound(f"No variant named {variant!r}", {"variant": variant})
+        if image.status != COMPLETED:
+            raise errors.NotReady(details={"status": image.status})
+        url, expires_at = self.media.output_url(image, ttl)
+        return 200, {"url": url, "expires_at": expires_at.isoformat().replace("+00:00", "Z")}
 
     @http("DELETE", "/api/images/<image_id>")
     def delete_image(self, request, image_id):
@@ -459,3 +473,15 @@ def operations_from(request):
     except (ValueError, RecursionError):
         raise errors.InvalidOperations("'operations' is not valid JSON", {"reason": "invalid JSON"})
 
+
+MAX_MEDIA_TTL_SECONDS = 7 * 24 * 3600
+
+
+def media_ttl_from(raw, default):
+    """`ttl` of GET /api/images/<id>/url: 1..604800 seconds, MEDIA_URL_TTL when absent."""
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_MEDIA_TTL_SECONDS:
+        raise errors.ValidationError(
+            f"'ttl' must be a whole number of seconds from 1 to {MAX_MEDIA_TTL_SECONDS}", {"field": "ttl", "value": raw})
+    return int(raw)
