@@ -135,7 +135,8 @@ Hello $name,
 
 your image "$filename" is ready: $width x $height pixels, $format, $size.
 
-Download it (signed in) from: $download_url
+Open it in your browser (this link works for $link_days days, no sign-in needed):
+$download_url
 
 $product
 """)
@@ -143,7 +144,7 @@ $product
 READY_HTML = Template("""\
 <p>Hello $name,</p>
 <p>your image <strong>$filename</strong> is ready: $width &times; $height pixels, $format, $size.</p>
-<p><a href="$download_url">Download it</a> (you need to be signed in).</p>""")
+<p><a href="$download_url">Open it</a> (this link works for $link_days days, no sign-in needed).</p>""")
 
 FAILED_TEXT = Template("""\
 Hello $name,
@@ -172,9 +173,9 @@ def welcome(user, mail_from=DEFAULT_MAIL_FROM, now=None):
     )
 
 
-def image_ready(user, image, download_url, mail_from=DEFAULT_MAIL_FROM, now=None):
+def image_ready(user, image, download_url, mail_from=DEFAULT_MAIL_FROM, now=None, link_days=7):
     """`image`: the `image_completed` event ({"image_id", "original_filename", "output": {...}});
-    `download_url`: absolute http(s) URL of the output."""
+    `download_url`: absolute http(s) URL of the output, a signed one (`link_days` valid)."""
     if not re.match(r"^https?://", download_url or ""):
         raise ValueError("download_url must be an absolute http(s) URL")
     to = recipient(user.get("name"), user["email"])
@@ -188,6 +189,7 @@ def image_ready(user, image, download_url, mail_from=DEFAULT_MAIL_FROM, now=None
         "format": clean_text(output.get("format"), 10).upper(),
         "size": human_size(output.get("size_bytes")),
         "download_url": download_url,
+        "link_days": int(link_days),
         "product": product_name(mail_from),
     }
     return _build(

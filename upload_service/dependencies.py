@@ -77,6 +77,7 @@ class MediaUrls(DependencyProvider):
         config = self.container.config
         self.keys = signing_keys(config)
         self.ttl = setting(config, "MEDIA_URL_TTL")
+        self.email_ttl = setting(config, "EMAIL_LINK_TTL")
 
     def output_url(self, image, ttl=None):
         """(url, expires_at) of a completed image's output, valid `ttl` seconds (MEDIA_URL_TTL)."""

@@ -376,7 +376,10 @@ class UploadService(Service):
             "original_filename": image.original_filename,
         }
         if status == COMPLETED:
-            event["output"] = body["output"]
+            # The email's link is signed for EMAIL_LINK_TTL from now: the mail goes out within a
+            # second, or once the broker is back.
+            email_url, _ = self.media.output_url(image, self.media.email_ttl)
+            event["output"] = {**body["output"], "email_url": email_url, "email_url_ttl": self.media.email_ttl}
         else:
             event["error"] = body["error"]
         # The owner's email is announced by the relay timer (within RELAY_INTERVAL_SECONDS): under a

@@ -1,5 +1,6 @@
 """Signed media URLs through the whole suite (contract "Delivery"): minted by upload_service,
 fetched from the gateway with no credential, on both stores."""
+import re
 import time
 
 import pytest
@@ -90,3 +91,26 @@ def test_a_deleted_images_link_is_not_found_from_then_on(suite, completed):
     assert images.delete(image_id).status_code == 204
     gone = requests.get(suite.url + url, timeout=10)
     assert gone.status_code == 404 and gone.json()["error"]["code"] == "not_found"
+
+
+def test_the_ready_emails_link_opens_the_image_without_signing_in(suite, new_account):
+    user, token = new_account("Fumiko")
+    images = ImagesClient(suite.url, token)
+    accepted = images.upload(PHOTO, [{"type": "resize", "width": 200}], filename="holiday.jpg")
+    image_id = accepted.json()["image"]["id"]
+    assert images.wait_until_done(image_id, timeout=60)["status"] == "completed"
+
+    ready = [message for message in suite.mailbox.wait_for(user["email"], count=2)
+             if "ready" in message["Subject"].lower()]
+    assert len(ready) == 1
+    text = ready[0].get_body(preferencelist=("plain",)).get_content()
+    link = re.search(r"(https?://\S+/media/\S+)", text).group(1)
+    assert link.startswith(suite.url + "/media/")
+    assert "works for 7 days" in text
+
+    opened = requests.get(link, timeout=10)  # a browser: no Authorization, no cookie
+    assert opened.status_code == 200, opened.text
+    assert opened.content == images.download(image_id).content
+    assert opened.headers["Content-Disposition"].startswith("inline;")
+    max_age = int(opened.headers["Cache-Control"].rpartition("=")[2])
+    assert 86400 < max_age <= 7 * 86400  # EMAIL_LINK_TTL, not the API's MEDIA_URL_TTL
