@@ -62,8 +62,12 @@ class NotificationService(Service):
             user = self._owner(payload)
             if user is None:
                 return
-            download_url = absolute_url(self.config, (payload.get("output") or {}).get("download_url"))
-            self._send(templates.image_ready, user, payload, download_url)
+            output = payload.get("output") or {}
+            # The signed link (contract "Delivery") opens in a browser as it is; events recorded
+            # before signed links existed carry only the API's download path.
+            link = output.get("email_url") or output.get("download_url")
+            link_days = max(1, round(output.get("email_url_ttl", 0) / 86400)) if output.get("email_url") else 7
+            self._send(templates.image_ready, user, payload, absolute_url(self.config, link), link_days=link_days)
 
     @retrying_event_handler("upload_service", "image_failed")
     def send_image_failed(self, payload):
@@ -85,10 +89,10 @@ class NotificationService(Service):
             log.warning("the image's owner no longer exists: no email sent")
             return None
 
-    def _send(self, template, *args):
+    def _send(self, template, *args, **options):
         mail_from = setting(self.config, "MAIL_FROM")
         try:
-            message = template(*args, mail_from=mail_from)
+            message = template(*args, mail_from=mail_from, **options)
         except ValueError as exc:  # e.g. an address that is not exactly one valid mailbox
             log.error("cannot build the %s email (%s): dropped", template.__name__, type(exc).__name__)
             return

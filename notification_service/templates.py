@@ -143,7 +143,8 @@ Hello $name,
 
 your image "$filename" is ready: $width x $height pixels, $format, $size.
 $variants_line
-Download it (signed in) from: $download_url
+Open it in your browser (this link works for $link_days days, no sign-in needed):
+$download_url
 
 $product
 """)
@@ -151,7 +152,7 @@ $product
 READY_HTML = Template("""\
 <p>Hello $name,</p>
 <p>your image <strong>$filename</strong> is ready: $width &times; $height pixels, $format, $size.$variants_html</p>
-<p><a href="$download_url">Download it</a> (you need to be signed in).</p>""")
+<p><a href="$download_url">Open it</a> (this link works for $link_days days, no sign-in needed).</p>""")
 
 FAILED_TEXT = Template("""\
 Hello $name,
@@ -180,10 +181,10 @@ def welcome(user, mail_from=DEFAULT_MAIL_FROM, now=None):
     )
 
 
-def image_ready(user, image, download_url, mail_from=DEFAULT_MAIL_FROM, now=None):
+def image_ready(user, image, download_url, mail_from=DEFAULT_MAIL_FROM, now=None, link_days=7):
     """`image`: the `image_completed` event ({"image_id", "original_filename", "output": {...}},
     and `variants`, the names of its outputs, from uploads since variants); `download_url`:
-    absolute http(s) URL of the output."""
+    absolute http(s) URL of the output, a signed one (`link_days` valid)."""
     if not re.match(r"^https?://", download_url or ""):
         raise ValueError("download_url must be an absolute http(s) URL")
     to = recipient(user.get("name"), user["email"])
@@ -197,6 +198,7 @@ def image_ready(user, image, download_url, mail_from=DEFAULT_MAIL_FROM, now=None
         "format": clean_text(output.get("format"), 10).upper(),
         "size": human_size(output.get("size_bytes")),
         "download_url": download_url,
+        "link_days": int(link_days),
         "product": product_name(mail_from),
     }
     names = variants_line(image.get("variants"))

@@ -110,6 +110,17 @@ TABLE = (
     Setting("LOGIN_MAX_FAILURES", int, 10, "Failed logins before an account is locked for LOGIN_LOCK_SECONDS."),
     Setting("LOGIN_LOCK_SECONDS", int, 300, "How long that lock lasts (it always expires)."),
 
+    Section("Signed media URLs"),
+    Setting("MEDIA_SIGNING_KEY", str, None,
+            "HMAC-SHA256 key of signed output URLs (contract \"Delivery\"), shared by upload_service, which "
+            "mints them, and the gateway, which verifies them: letters, digits, '-' and '_', at least 32. Empty: "
+            "derived from the JWT private key, which suits one machine; set it when the gateway has no such file."),
+    Setting("MEDIA_SIGNING_KEYS_PREVIOUS", str, None,
+            "Earlier keys, comma-separated, that still verify: a rotation keeps links already sent working until "
+            "their key is dropped from here."),
+    Setting("MEDIA_URL_TTL", int, 86400, "Seconds a signed URL in an API answer stays valid."),
+    Setting("EMAIL_LINK_TTL", int, 604800, "Seconds the signed link in an \"image ready\" email stays valid."),
+
     Section("Limits of the public contract"),
     Setting("MAX_UPLOAD_BYTES", int, 26214400, "The largest upload (25 MiB)."),
     Setting("MAX_IMAGE_PIXELS", int, 50000000, "The largest input, and the largest image any step may make."),

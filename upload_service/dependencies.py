@@ -4,6 +4,8 @@ from nameko.extensions import DependencyProvider
 
 from imaging.budget import PixelBudget
 from imaging.presets import load_presets
+from shared.filenames import download_name
+from shared.media_urls import media_url, signing_keys
 from shared.redis_client import RedisClient, connect
 from shared.settings import setting
 from upload_service.status import StatusCache, StatusNotifier
@@ -66,3 +68,26 @@ class Presets(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self.presets
+
+
+class MediaUrls(DependencyProvider):
+    """Signed URLs of outputs (contract "Delivery", shared/media_urls.py): the gateway verifies them."""
+
+    def setup(self):
+        config = self.container.config
+        self.keys = signing_keys(config)
+        self.ttl = setting(config, "MEDIA_URL_TTL")
+        self.email_ttl = setting(config, "EMAIL_LINK_TTL")
+
+    def output_url(self, image, ttl=None):
+        """(url, expires_at) of a completed image's primary output, valid `ttl` seconds
+        (MEDIA_URL_TTL)."""
+        return self.variant_url(image, {"path": image.output_path, "format": image.output_format}, ttl)
+
+    def variant_url(self, image, output, ttl=None):
+        """(url, expires_at) of one output ({"path", "format"}, upload_service.schemas.variant_outputs)."""
+        filename = download_name(image.original_filename, output["format"])
+        return media_url(self.keys, output["path"], filename, ttl or self.ttl)
+
+    def get_dependency(self, worker_ctx):
+        return self

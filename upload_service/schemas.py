@@ -79,7 +79,10 @@ def stored_outputs(image):
     return sorted(name for name in names if name)
 
 
-def image_to_dict(image):
+def image_to_dict(image, media=None):
+    """The public `Image`. With `media` (upload_service's MediaUrls), a completed output and each
+    variant carry a signed `url` minted now: answers that are cached (the status cache) are made
+    without them."""
     body = {
         "id": str(image.id),
         "status": image.status,
@@ -104,6 +107,10 @@ def image_to_dict(image):
             name: {key: output[key] for key in ("width", "height", "format", "size_bytes")}
             for name, output in variant_outputs(image).items()
         }
+        if media is not None:
+            body["output"]["url"] = media.output_url(image)[0]
+            for name, output in variant_outputs(image).items():
+                body["variants"][name]["url"] = media.variant_url(image, output)[0]
     if image.status == FAILED:
         body["error"] = {"code": image.error_code, "message": image.error_message}
         if image.error_details:

@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response
 
 from imaging import decoding
 from imaging.failures import ImageFailure
-from imaging.formats import EXTENSIONS, MIME_TYPES
+from imaging.formats import MIME_TYPES
 from imaging.validation import primary_variant, validate_variants
 from shared import errors, logs
 from shared.auth import Auth
@@ -35,7 +35,7 @@ from shared.threads import run_in_thread
 from shared.tracing import TracedEventDispatcher
 from shared.validation import load
 from upload_service import claims
-from upload_service.dependencies import ImageStatus, Limits, Presets
+from upload_service.dependencies import ImageStatus, Limits, MediaUrls, Presets
 from upload_service.models import COMPLETED, FAILED, FINAL_STATUSES, PROCESSING, QUEUED, Base, Image, OutboxEvent
 from upload_service.schemas import (
     ListQuerySchema,
@@ -48,7 +48,7 @@ from upload_service.schemas import (
     status_query_schema,
 )
 from upload_service.status import GONE
-from upload_service.filenames import content_disposition, safe_filename
+from shared.filenames import content_disposition, download_name, safe_filename
 from upload_service.sweeper import Sweeper
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,7 @@ class UploadService(Service):
     status = ImageStatus()
     limits = Limits()
     presets = Presets()
+    media = MediaUrls()
     dispatch = TracedEventDispatcher()
     delivery = Delivery()
 
@@ -196,7 +197,7 @@ class UploadService(Service):
     @http("GET", "/api/images/<image_id>")
     def get_image(self, request, image_id):
         user_id = self.auth.user_id(request)
-        return 200, {"image": image_to_dict(self._owned_image(image_id, user_id))}
+        return 200, {"image": image_to_dict(self._owned_image(image_id, user_id), self.media)}
 
     @http("GET", "/api/images")
     def list_images(self, request):
@@ -214,7 +215,7 @@ class UploadService(Service):
         images = self.db.session.scalars(statement).all()
         page, more = images[: query["limit"]], len(images) > query["limit"]
         return 200, {
-            "images": [image_to_dict(image) for image in page],
+            "images": [image_to_dict(image, self.media) for image in page],
             "next_cursor": encode_cursor(page[-1]) if more else None,
         }
 
@@ -241,8 +242,7 @@ class UploadService(Service):
         else:
             output = variant_outputs(image)[variant]
             path, output_format = output["path"], output["format"]
-        stem = image.original_filename.rsplit(".", 1)[0] or "image"
-        filename = f"{stem}.{EXTENSIONS[output_format]}"
+        filename = download_name(image.original_filename, output_format)
         return Response(
             status=200,
             headers={
@@ -252,6 +252,24 @@ class UploadService(Service):
                 "Cache-Control": "private, max-age=3600",
             },
         )
+
+    @http("GET", "/api/images/<image_id>/url")
+    def media_url(self, request, image_id):
+        """A fresh signed URL of the output (contract "Delivery"), for `ttl` seconds."""
+        user_id = self.auth.user_id(request)
+        ttl = media_ttl_from(request.args.get("ttl"), self.media.ttl)
+        image = self._owned_image(image_id, user_id)
+        variant = request.args.get("variant")
+        names = [each["name"] for each in image.variants] if image.variants else ["default"]
+        if variant is not None and variant not in names:
+            raise errors.NotFound("No such variant", {"variant": variant})
+        if image.status != COMPLETED:
+            raise errors.NotReady(details={"status": image.status})
+        if variant is None:
+            url, expires_at = self.media.output_url(image, ttl)
+        else:
+            url, expires_at = self.media.variant_url(image, variant_outputs(image)[variant], ttl)
+        return 200, {"url": url, "expires_at": expires_at.isoformat().replace("+00:00", "Z")}
 
     @http("DELETE", "/api/images/<image_id>")
     def delete_image(self, request, image_id):
@@ -385,7 +403,10 @@ class UploadService(Service):
             "original_filename": image.original_filename,
         }
         if status == COMPLETED:
-            event["output"] = body["output"]
+            # The email's link is signed for EMAIL_LINK_TTL from now: the mail goes out within a
+            # second, or once the broker is back.
+            email_url, _ = self.media.output_url(image, self.media.email_ttl)
+            event["output"] = {**body["output"], "email_url": email_url, "email_url_ttl": self.media.email_ttl}
             event["variants"] = list(body["variants"])
         else:
             event["error"] = body["error"]
@@ -496,3 +517,16 @@ def _invalid_field(field, message, reason):
     if field == "variants":
         details.update(variant=None, field=field)
     return errors.InvalidOperations(message, details)
+
+
+MAX_MEDIA_TTL_SECONDS = 7 * 24 * 3600
+
+
+def media_ttl_from(raw, default):
+    """`ttl` of GET /api/images/<id>/url: 1..604800 seconds, MEDIA_URL_TTL when absent."""
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_MEDIA_TTL_SECONDS:
+        reason = f"must be a whole number of seconds from 1 to {MAX_MEDIA_TTL_SECONDS}"
+        raise errors.ValidationError(f"'ttl' {reason}", {"ttl": [reason]})
+    return int(raw)

@@ -33,3 +33,12 @@ def object_store_route(config):
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     host = f"{location.bucket}.s3.{region}.amazonaws.com"
     return "https", f"{host}:443", host, "/"
+
+
+def media_location(config):
+    """The internal location under which nginx finds an output's file or object (nginx.conf
+    /media/): the outputs folder of the file:// store, or the outputs' key prefix in the bucket."""
+    location = parse_storage_url(setting(config, "STORAGE_URL"), setting(config, "STORAGE_DIR"))
+    if isinstance(location, BucketLocation):
+        return f"/_objects/{location.key('outputs/')}"
+    return "/_storage/outputs/"

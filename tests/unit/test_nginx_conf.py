@@ -82,6 +82,8 @@ def gateway_environment(runtime_dir, **overrides):
         "OPENAPI_FILE": runtime_dir / "openapi.yaml",
         "GATEWAY_ACCESS_LOG": runtime_dir / "access.log",
         "GATEWAY_ERROR_LOG": runtime_dir / "error.log",
+        # Not derived from a JWT key file: the gateway alone needs no such file.
+        "MEDIA_SIGNING_KEY": "gateway-test-media-signing-key-0123456789",
         **overrides,
     }
 
@@ -101,9 +103,11 @@ def test_renders_every_template_variable_and_keeps_nginx_variables(tmp_path):
 def test_renders_as_in_the_container_without_the_venv(tmp_path):
     """The nginx container has no Python: everything comes from its environment."""
     environment = gateway_environment(
-        tmp_path, REPO_ROOT=tmp_path, NGINX_TEMPLATE=TEMPLATE, MAX_UPLOAD_BYTES=1000, LONG_POLL_MAX_SECONDS=5
+        tmp_path, REPO_ROOT=tmp_path, NGINX_TEMPLATE=TEMPLATE, MAX_UPLOAD_BYTES=1000, LONG_POLL_MAX_SECONDS=5,
+        MEDIA_SIGNING_KEY="k" * 32, MEDIA_SIGNING_KEYS_PREVIOUS="p" * 32,
     )
     text = render(tmp_path / "nginx.conf", **environment)
+    assert f'js_var $media_signing_keys "{"k" * 32},{"p" * 32}";' in text
     assert f"client_max_body_size {1000 + 1048576};" in text
     assert "proxy_read_timeout 20s;" in text
 

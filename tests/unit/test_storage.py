@@ -16,7 +16,7 @@ from shared.storage import ObjectMissing, open_store, output_name
 from shared.storage.base import copy_limited
 from shared.storage.location import BucketLocation, FolderLocation, InvalidStorageUrl, parse_storage_url
 from shared.storage.spool import Spool
-from upload_service.filenames import safe_filename
+from shared.filenames import safe_filename
 from upload_service.sweeper import Sweeper, image_id_of
 
 

@@ -13,7 +13,7 @@ from werkzeug.wrappers import Request
 
 from shared import errors
 from shared.storage import open_store
-from upload_service.filenames import content_disposition
+from shared.filenames import content_disposition
 from upload_service.service import UploadService, operations_from
 from upload_service.status import GONE
 

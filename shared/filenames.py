@@ -43,3 +43,11 @@ def content_disposition(filename, disposition="attachment"):
     """RFC 6266: a readable ASCII `filename` for old clients and the exact name as `filename*`
     (RFC 5987), which every current browser prefers."""
     return f"{disposition}; filename=\"{ascii_fallback(filename)}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def download_name(original_filename, output_format):
+    """The name an output is downloaded as: the original's stem with the output's extension."""
+    from imaging.formats import EXTENSIONS
+
+    stem = original_filename.rsplit(".", 1)[0] or "image"
+    return f"{stem}.{EXTENSIONS[output_format]}"
