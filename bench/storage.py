@@ -21,7 +21,6 @@ starts (tests/support/seaweedfs.py: scripts/seaweedfs, SigV4 identities, free po
 """
 import argparse
 import asyncio
-import os
 import sys
 import threading
 import time
