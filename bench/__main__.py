@@ -11,7 +11,7 @@ import argparse
 import sys
 import time
 
-from bench import burst, event_loop, latency, longpoll, processing, throughput
+from bench import burst, event_loop, latency, longpoll, processing, storage, throughput
 from bench.common import print_machine, print_table, save_results
 
 BENCHMARKS = {
@@ -21,6 +21,7 @@ BENCHMARKS = {
     "longpoll": longpoll.run,
     "burst": burst.run,
     "event_loop": event_loop.run,
+    "storage": storage.run,
 }
 
 

@@ -79,19 +79,46 @@ def _http_ok(url, timeout=5):
         return False
 
 
-def reset_state(out=print):
-    """A clean vhost, Redis db, database and folder for the next start (only the suite's own)."""
-    reset_vhost(VHOST)
-    reset_redis_db(SUITE_ENV["REDIS_URL"])
-    drop_database(DATABASE)
-    shutil.rmtree(SUITE_FOLDER, ignore_errors=True)
-    out(f"suite: fresh vhost {VHOST}, redis db {REDIS_DB}, database {DATABASE}, {SUITE_FOLDER}")
+def reset_state(out=print, env=None):
+    """A clean vhost, Redis db, database and folder for the next start (only the suite's own);
+    `env`: those of a second suite (second_suite_env)."""
+    env = env or {**SUITE_ENV, "STORAGE_DIR": STORAGE_DIR}
+    vhost = env["AMQP_URI"].rsplit("/", 1)[1]
+    database = env["DATABASE_URL"].rsplit("/", 1)[1]
+    folder = Path(env["STORAGE_DIR"]).parent
+    reset_vhost(vhost)
+    reset_redis_db(env["REDIS_URL"])
+    drop_database(database)
+    shutil.rmtree(folder, ignore_errors=True)
+    out(f"suite: fresh vhost {vhost}, redis {env['REDIS_URL']}, database {database}, {folder}")
+
+
+def second_suite_env(name, port_offset, redis_db, **extra):
+    """The environment of a second private suite running beside the first (bench.storage runs a
+    file:// and an s3:// suite at once): ports `port_offset` above the first's, vhost and database
+    `bench_<name>`, Redis db `redis_db`, folder /tmp/bench-suite-<name>; `extra`: more settings."""
+    ports = {"gateway": GATEWAY_PORT + port_offset, **{k: v + port_offset for k, v in SERVICE_PORTS.items()}}
+    folder = Path(f"{SUITE_FOLDER}-{name}")
+    env = dict(os.environ)
+    env.update(suite_environment(
+        folder,
+        ports=ports,
+        DATABASE_URL=f"postgresql+psycopg2://postgres@127.0.0.1:5432/{DATABASE}_{name}",
+        AMQP_URI=f"pyamqp://guest:guest@127.0.0.1:5672/{VHOST}_{name}",
+        REDIS_URL=f"redis://127.0.0.1:6379/{redis_db}",
+        **extra,
+    ))
+    env.setdefault("PYTHONWARNINGS", "ignore")
+    return env, folder
 
 
 class Suite(LaunchedSuite):
-    def __init__(self, fresh=True, out=print, ready_timeout=240):
+    def __init__(self, fresh=True, out=print, ready_timeout=240, env=None, folder=None):
+        """`env` and `folder` (from second_suite_env): a suite beside the default one."""
         WORK_DIR.mkdir(parents=True, exist_ok=True)
-        super().__init__(suite_env(), SUITE_FOLDER, log_path=WORK_DIR / f"suite-{time.strftime('%Y%m%d-%H%M%S')}.log")
+        tag = "" if folder is None else f"{Path(folder).name}-"
+        super().__init__(env or suite_env(), folder or SUITE_FOLDER,
+                         log_path=WORK_DIR / f"suite-{tag}{time.strftime('%Y%m%d-%H%M%S')}.log")
         self.fresh = fresh
         self.out = out
         self.ready_timeout = ready_timeout
@@ -108,7 +135,10 @@ class Suite(LaunchedSuite):
         if busy:
             raise RuntimeError(f"ports {busy} are in use: another benchmark suite is running?")
         if self.fresh:
-            reset_state(self.out)
+            if self.folder == SUITE_FOLDER:
+                reset_state(self.out)
+            else:
+                reset_state(self.out, self.env)
         self.out(f"suite: starting scripts/server on {self.gateway} (log: {self.log_path})")
         started = time.monotonic()
         super().start(timeout=self.ready_timeout)
@@ -130,6 +160,8 @@ class Suite(LaunchedSuite):
     def _stop_leftover(self):
         """A suite of an interrupted earlier benchmark run still holding the ports: stop it with
         scripts/stop, which only acts on the honcho recorded for GATEWAY_PORT=18180."""
+        if self.folder != SUITE_FOLDER:
+            return  # a second suite: the default one may rightly be up beside it
         pid_file = REPO_ROOT / "var" / "run" / f"server-{GATEWAY_PORT}.pid"
         if pid_file.exists() and port_open(GATEWAY_PORT):
             self.out("suite: a benchmark suite from an earlier run is still up; stopping it")

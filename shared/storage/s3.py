@@ -25,13 +25,19 @@ import botocore.exceptions
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
-from shared.storage.base import FOLDERS, ObjectMissing, Staged, StoredObject, unavailable
+from shared.storage.base import COPY_CHUNK, FOLDERS, ObjectMissing, Staged, StoredObject, unavailable
 
 log = logging.getLogger(__name__)
 
 MULTIPART_BYTES = 8 * 1024 * 1024
 _MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
 # What says "not now" rather than "never": the server's own overload and internal errors.
+# A GET's body that broke off (dropped connection, timeout, short body): worth reading again.
+_STREAM_ERRORS = (
+    botocore.exceptions.ResponseStreamingError,
+    botocore.exceptions.ReadTimeoutError,
+    botocore.exceptions.IncompleteReadError,
+)
 _TRANSIENT_CODES = {"500", "502", "503", "504", "InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout"}
 
 
@@ -135,8 +141,26 @@ class BucketStore:
         """A local spool file holding `name`'s bytes for the block."""
         with self.spool.file() as path:
             with self._calls(name):
-                self.client.download_file(self.bucket, self.location.key(name), str(path), Config=self.transfer)
+                self._download(self.location.key(name), path)
             yield path
+
+    def _download(self, key, path, attempts=3):
+        """One GET, its body streamed to `path` in 1 MiB chunks (never whole in memory), its
+        checksum checked by botocore as it is read. Not s3transfer's download_file: that asks
+        HEAD for the size before every GET, a round trip more to the store for each fetch (the
+        benchmark: 10 ms of a 3.4 MB original's 22). A body cut off half-way is read again from
+        the start, as download_file would; what still fails is the store unavailable."""
+        for attempt in range(1, attempts + 1):
+            answer = self.client.get_object(Bucket=self.bucket, Key=key)
+            try:
+                with contextlib.closing(answer["Body"]) as body, open(path, "wb") as out:
+                    for chunk in body.iter_chunks(COPY_CHUNK):
+                        out.write(chunk)
+                return
+            except _STREAM_ERRORS:
+                if attempt == attempts:
+                    raise
+                log.info("the store's answer broke off; reading it again", extra={"attempt": attempt})
 
     def remove(self, *names):
         keys = [{"Key": self.location.key(name)} for name in names if name]
