@@ -1,5 +1,6 @@
 """Signed media URLs through the whole suite (contract "Delivery"): minted by upload_service,
 fetched from the gateway with no credential, on both stores."""
+import json
 import re
 import time
 
@@ -114,3 +115,26 @@ def test_the_ready_emails_link_opens_the_image_without_signing_in(suite, new_acc
     assert opened.headers["Content-Disposition"].startswith("inline;")
     max_age = int(opened.headers["Cache-Control"].rpartition("=")[2])
     assert 86400 < max_age <= 7 * 86400  # EMAIL_LINK_TTL, not the API's MEDIA_URL_TTL
+
+
+def test_each_variant_has_its_own_signed_url(suite, new_account):
+    _, token = new_account("Grace")
+    images = ImagesClient(suite.url, token)
+    accepted = images.upload(PHOTO, filename="two.jpg", variants=json.dumps(
+        {"thumb": "thumbnail", "small": [{"type": "resize", "width": 120}, {"type": "convert", "format": "png"}]}))
+    assert accepted.status_code == 202, accepted.text
+    image_id = accepted.json()["image"]["id"]
+    assert images.wait_until_done(image_id, timeout=60)["status"] == "completed"
+
+    variants = images.get(image_id).json()["image"]["variants"]
+    assert list(variants) == ["thumb", "small"]
+    for name, variant in variants.items():
+        signed = requests.get(suite.url + variant["url"], timeout=10)
+        assert signed.status_code == 200, (name, signed.text)
+        download = requests.get(f"{suite.url}/api/images/{image_id}/download", params={"variant": name},
+                                headers=images.headers, timeout=10)
+        assert signed.content == download.content, name
+        assert signed.headers["Content-Type"] == f"image/{variant['format']}"
+        minted = mint(suite, images, image_id, variant=name).json()["url"]
+        assert requests.get(suite.url + minted, timeout=10).content == download.content
+    assert variants["thumb"]["width"] == variants["thumb"]["height"] == 256

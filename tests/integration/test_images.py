@@ -375,6 +375,8 @@ def test_every_variant_is_made_once_stored_and_downloadable_and_deleted(
     for variant, (size, output_format, extension, pillow_format, mode) in expected.items():
         name = f"outputs/{image_id}.{variant}.{extension}"
         names.append(name)
+        signed_url = done["variants"][variant].pop("url")
+        assert signed_url.startswith(f"/media/{image_id}.{variant}.{extension}/"), signed_url
         assert done["variants"][variant] == {
             "width": size[0], "height": size[1], "format": output_format,
             "size_bytes": len(StoreView(config).read(name)),
