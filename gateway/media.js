@@ -96,4 +96,4 @@ function disposition(r) {
     return 'inline; filename="' + fallback + '"; filename*=UTF-8\'\'' + exactName;
 }
 
-export default {verdict, cacheControl, disposition, sameText};
+export default {verdict, cacheControl, disposition};

@@ -231,23 +231,13 @@ class UploadService(Service):
         its internal /_storage/ or /_objects/ location): no image byte passes through here."""
         user_id = self.auth.user_id(request)
         image = self._owned_image(image_id, user_id)
-        variant = request.args.get("variant")
-        names = [each["name"] for each in image.variants] if image.variants else ["default"]
-        if variant is not None and variant not in names:
-            raise errors.NotFound("No such variant", {"variant": variant})
-        if image.status != COMPLETED:
-            raise errors.NotReady(details={"status": image.status})
-        if variant is None:
-            path, output_format = image.output_path, image.output_format
-        else:
-            output = variant_outputs(image)[variant]
-            path, output_format = output["path"], output["format"]
-        filename = download_name(image.original_filename, output_format)
+        output = requested_output(image, request.args.get("variant"))
+        filename = download_name(image.original_filename, output["format"])
         return Response(
             status=200,
             headers={
-                "X-Accel-Redirect": self.storage.gateway_location(path),
-                "Content-Type": MIME_TYPES[output_format],
+                "X-Accel-Redirect": self.storage.gateway_location(output["path"]),
+                "Content-Type": MIME_TYPES[output["format"]],
                 "Content-Disposition": content_disposition(filename),
                 "Cache-Control": "private, max-age=3600",
             },
@@ -259,16 +249,8 @@ class UploadService(Service):
         user_id = self.auth.user_id(request)
         ttl = media_ttl_from(request.args.get("ttl"), self.media.ttl)
         image = self._owned_image(image_id, user_id)
-        variant = request.args.get("variant")
-        names = [each["name"] for each in image.variants] if image.variants else ["default"]
-        if variant is not None and variant not in names:
-            raise errors.NotFound("No such variant", {"variant": variant})
-        if image.status != COMPLETED:
-            raise errors.NotReady(details={"status": image.status})
-        if variant is None:
-            url, expires_at = self.media.output_url(image, ttl)
-        else:
-            url, expires_at = self.media.variant_url(image, variant_outputs(image)[variant], ttl)
+        output = requested_output(image, request.args.get("variant"))
+        url, expires_at = self.media.variant_url(image, output, ttl)
         return 200, {"url": url, "expires_at": expires_at.isoformat().replace("+00:00", "Z")}
 
     @http("DELETE", "/api/images/<image_id>")
@@ -517,6 +499,20 @@ def _invalid_field(field, message, reason):
     if field == "variants":
         details.update(variant=None, field=field)
     return errors.InvalidOperations(message, details)
+
+
+def requested_output(image, variant):
+    """{"path", "format"} of the output a download or a signed URL asks for: the variant named, or
+    the primary output without a name. 404 for a variant the image does not have, 409 before the
+    image is completed."""
+    names = [each["name"] for each in image.variants] if image.variants else ["default"]
+    if variant is not None and variant not in names:
+        raise errors.NotFound("No such variant", {"variant": variant})
+    if image.status != COMPLETED:
+        raise errors.NotReady(details={"status": image.status})
+    if variant is None:
+        return {"path": image.output_path, "format": image.output_format}
+    return variant_outputs(image)[variant]
 
 
 MAX_MEDIA_TTL_SECONDS = 7 * 24 * 3600
