@@ -1,8 +1,9 @@
 """Keeps the parts of openapi.yaml that code declares equal to the code: `components.schemas.Operations`
-(imaging/schema.py) and the image error codes of `components.schemas.ImageError` (imaging/failures.py).
+(imaging/schema.py) and the image error codes of `components.schemas.ImageError` (imaging/failures.py);
+and writes the same document as openapi.json, for browsers (the web console), which read no YAML.
 
-    python -m imaging.openapi            rewrite openapi.yaml with the generated schema
-    python -m imaging.openapi --check    exit 1 (and say so) when openapi.yaml is out of date
+    python -m imaging.openapi            rewrite openapi.yaml with the generated schema, and openapi.json
+    python -m imaging.openapi --check    exit 1 (and say so) when either file is out of date
 
 The rest of the document is kept as it is, but the file is re-serialised by PyYAML: comments are
 not preserved, so openapi.yaml must not rely on any.
@@ -52,6 +53,11 @@ def generated_image_error_schema():
 GENERATED = {"Operations": generated_operations_schema, "ImageError": generated_image_error_schema}
 
 
+def json_companion(path):
+    """openapi.json beside openapi.yaml: the gateway serves both."""
+    return path.with_suffix(".json")
+
+
 def load_document(path=OPENAPI_FILE):
     with open(path, encoding="utf-8") as stream:
         return yaml.safe_load(stream)
@@ -73,10 +79,22 @@ def dump_document(document):
     return yaml.dump(document, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
 
 
+def dump_json_document(document):
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
 def out_of_date(document):
     """The names of the generated schemas that differ from the code."""
     schemas = document.get("components", {}).get("schemas", {})
     return [name for name, generate in GENERATED.items() if schemas.get(name) != generate()]
+
+
+def json_out_of_date(document, json_path):
+    """Whether openapi.json is missing or says something else than the YAML document."""
+    try:
+        return json.loads(json_path.read_text(encoding="utf-8")) != document
+    except (FileNotFoundError, ValueError):
+        return True
 
 
 def is_up_to_date(document):
@@ -97,17 +115,24 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     document = load_document(args.file)
+    json_path = json_companion(args.file)
     if args.check:
         stale = out_of_date(document)
-        if not stale:
-            print(f"{args.file}: up to date")
-            return 0
-        print(f"{args.file}: components.schemas {', '.join(stale)} out of date; run `python -m imaging.openapi`",
-              file=sys.stderr)
-        return 1
+        if stale:
+            print(f"{args.file}: components.schemas {', '.join(stale)} out of date; run `python -m imaging.openapi`",
+                  file=sys.stderr)
+            return 1
+        if json_out_of_date(document, json_path):
+            print(f"{json_path}: not the same document as {args.file.name}; run `python -m imaging.openapi`",
+                  file=sys.stderr)
+            return 1
+        print(f"{args.file}, {json_path.name}: up to date")
+        return 0
     text = dump_document(updated_document(document))
     args.file.write_text(text, encoding="utf-8")
-    print(f"{args.file}: components.schemas {', '.join(GENERATED)} regenerated")
+    # Written from the YAML as it now reads back, so that both files say exactly the same.
+    json_path.write_text(dump_json_document(load_document(args.file)), encoding="utf-8")
+    print(f"{args.file}: components.schemas {', '.join(GENERATED)} regenerated; {json_path.name} written")
     return 0
 
 

@@ -1,5 +1,6 @@
 """openapi.yaml: a valid OpenAPI 3.1 document that matches the code it describes."""
 import copy
+import json
 import re
 
 import pytest
@@ -19,7 +20,7 @@ SERVICES = (UserService, UploadService, ProcessService, NotificationService)
 # its /healthz (gathered from the services' own, gateway/health.js).
 SERVICE_ONLY_PATHS = {"/healthz", "/metrics"}
 # Answered by nginx itself, not by a service.
-GATEWAY_ONLY_PATHS = {"/healthz", "/healthz/gateway", "/api/openapi.yaml", "/media/{object}/{filename}"}
+GATEWAY_ONLY_PATHS = {"/healthz", "/healthz/gateway", "/api/openapi.yaml", "/api/openapi.json", "/media/{object}/{filename}"}
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
@@ -124,6 +125,7 @@ def test_bearer_jwt_is_the_default_security(document):
         ("/healthz", "get"),
         ("/healthz/gateway", "get"),
         ("/api/openapi.yaml", "get"),
+        ("/api/openapi.json", "get"),
         ("/media/{object}/{filename}", "get"),  # the signature is the credential
     }
 
@@ -186,6 +188,20 @@ def test_check_fails_on_a_stale_file_and_the_rewrite_fixes_only_operations(docum
     assert openapi.main(["--file", str(target)]) == 0
     assert openapi.main(["--check", "--file", str(target)]) == 0
     assert yaml.safe_load(target.read_text(encoding="utf-8")) == document
+    assert json.loads((tmp_path / "openapi.json").read_text(encoding="utf-8")) == document
+
+
+def test_check_fails_when_the_json_document_differs_from_the_yaml(document, tmp_path):
+    """openapi.json is what the web console reads: it must say what openapi.yaml says."""
+    target = tmp_path / "openapi.yaml"
+    target.write_text(openapi.dump_document(document), encoding="utf-8")
+    assert openapi.main(["--check", "--file", str(target)]) == 1  # no openapi.json yet
+
+    (tmp_path / "openapi.json").write_text(openapi.dump_json_document({**document, "openapi": "3.0.0"}))
+    assert openapi.main(["--check", "--file", str(target)]) == 1
+
+    (tmp_path / "openapi.json").write_text(openapi.dump_json_document(document))
+    assert openapi.main(["--check", "--file", str(target)]) == 0
 
 
 def test_the_committed_file_is_up_to_date():
