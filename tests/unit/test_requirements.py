@@ -5,7 +5,7 @@ import pytest
 
 from shared.config import REPO_ROOT
 
-TEST_TOOLS = ("pytest", "schemathesis", "hypothesis", "aiosmtpd", "openapi-spec-validator", "jsonschema")
+TEST_TOOLS = ("pytest", "schemathesis", "hypothesis", "aiosmtpd", "openapi-spec-validator", "jsonschema", "playwright")
 
 
 def pins(name):
