@@ -80,6 +80,8 @@ def gateway_environment(runtime_dir, **overrides):
         "NOTIFICATION_SERVICE_ADDR": f"127.0.0.1:{free_port()}",
         "STORAGE_DIR": runtime_dir / "storage",
         "OPENAPI_FILE": runtime_dir / "openapi.yaml",
+        "OPENAPI_JSON_FILE": runtime_dir / "openapi.json",
+        "CONSOLE_DIR": REPO_ROOT / "console",
         "GATEWAY_ACCESS_LOG": runtime_dir / "access.log",
         "GATEWAY_ERROR_LOG": runtime_dir / "error.log",
         # Not derived from a JWT key file: the gateway alone needs no such file.
@@ -257,6 +259,7 @@ def gateway(runtime_dir):
     (directory / "storage" / "outputs").mkdir(parents=True)
     (directory / "storage" / "outputs" / "result.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40)
     (directory / "openapi.yaml").write_text("openapi: 3.1.0\n")
+    (directory / "openapi.json").write_text('{"openapi": "3.1.0"}\n')
     service = ThreadingHTTPServer(("127.0.0.1", 0), StandInService)
     threading.Thread(target=service.serve_forever, daemon=True).start()
     service_address = f"127.0.0.1:{service.server_address[1]}"
@@ -488,3 +491,54 @@ def test_access_log_is_json_with_the_trace_id(gateway, runtime_dir):
     assert entry["method"] == "GET" and entry["uri"] == "/api/users/me" and entry["status"] == 200
     for field in ("time", "bytes", "request_time", "upstream_response_time", "request_id"):
         assert field in entry
+
+
+# ---- The web console (console/, GET /) ---------------------------------------------------------
+
+CONSOLE_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+                  "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+API_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+
+@needs_nginx
+def test_the_console_page_is_served_at_the_root_with_its_own_policy(gateway_without_services):
+    response = requests.get(f"{gateway_without_services}/")
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"] == "text/html"
+    assert response.text == (REPO_ROOT / "console" / "index.html").read_text()
+    assert response.headers["Content-Security-Policy"] == CONSOLE_POLICY
+    assert response.headers["Cache-Control"] == "no-cache"
+    for header, value in SECURITY_HEADERS.items():
+        assert response.headers[header] == value
+
+
+@needs_nginx
+@pytest.mark.parametrize("path, content_type", [
+    ("/console/js/main.js", "text/javascript"),  # module scripts must be served as JavaScript
+    ("/console/app.css", "text/css"),
+    ("/console/icon.svg", "image/svg+xml"),
+])
+def test_the_console_assets_are_served_with_their_types(gateway_without_services, path, content_type):
+    response = requests.get(gateway_without_services + path)
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"] == content_type
+    assert response.headers["Content-Security-Policy"] == CONSOLE_POLICY
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@needs_nginx
+def test_around_the_console_unknown_paths_are_still_json_404s_with_the_api_policy(gateway_without_services):
+    for path in ("/console/", "/console/nothing.js", "/console", "/index.html", "/console/../nginx.conf"):
+        response = requests.get(gateway_without_services + path)
+        assert_gateway_error(response, 404, "not_found")
+        assert response.headers["Content-Security-Policy"] == API_POLICY, path
+    assert requests.get(f"{gateway_without_services}/healthz/gateway").headers["Content-Security-Policy"] == API_POLICY
+    assert_gateway_error(requests.post(f"{gateway_without_services}/"), 405, "method_not_allowed")
+
+
+@needs_nginx
+def test_openapi_document_is_served_as_json(gateway):
+    response = requests.get(f"{gateway}/api/openapi.json")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.json() == {"openapi": "3.1.0"}
