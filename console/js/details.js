@@ -1,5 +1,5 @@
 // One image in a modal <dialog> (keyboard: focus stays inside, Escape closes): each variant with
-// its size and format, its signed URL to copy, and Delete.
+// its size and format, its signed URL to copy, and Delete (asked twice).
 
 import { byId, element, uniqueId } from "./dom.js";
 import { bytes, dateTime, dimensions } from "./format.js";
@@ -56,12 +56,31 @@ export class Details {
     this.summary = byId("details-summary");
     this.variants = byId("details-variants");
     this.image = null;
+    this.deleteButton = byId("details-delete");
+    this.confirmation = byId("details-confirm");
+    this.keepButton = byId("details-confirm-keep");
     byId("details-close").addEventListener("click", () => this.close());
-    byId("details-delete").addEventListener("click", async () => {
-      if (!this.image) return;
-      if (!window.confirm(`Delete ${this.image.original_filename} and all its variants? This cannot be undone.`)) return;
-      if (await onDelete(this.image)) this.close();
+    this.deleteButton.addEventListener("click", () => this.askToDelete());
+    this.keepButton.addEventListener("click", () => {
+      this.hideQuestion();
+      this.deleteButton.focus();
     });
+    byId("details-confirm-delete").addEventListener("click", async () => {
+      if (this.image && (await onDelete(this.image))) this.close();
+    });
+  }
+
+  askToDelete() {
+    byId("details-confirm-question").textContent =
+      `Delete ${this.image.original_filename} and all its variants? This cannot be undone.`;
+    this.deleteButton.hidden = true;
+    this.confirmation.hidden = false;
+    this.keepButton.focus();
+  }
+
+  hideQuestion() {
+    this.confirmation.hidden = true;
+    this.deleteButton.hidden = false;
   }
 
   get isOpen() {
@@ -79,6 +98,7 @@ export class Details {
   }
 
   show(image) {
+    if (this.image?.id !== image.id) this.hideQuestion();
     this.image = image;
     this.title.textContent = image.original_filename;
     this.summary.textContent = summary(image);

@@ -259,14 +259,15 @@ def test_delete_asks_then_removes_the_image_from_the_gallery(open_console, accou
     wait_until_rendered(gallery_image(page, "unwanted.jpg"))
     gallery_image(page, "unwanted.jpg").click()
 
-    questions = []
-    page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.dismiss()))
-    page.get_by_role("button", name="Delete").click()
-    assert questions and "unwanted.jpg" in questions[0]
-    expect(gallery_image(page, "unwanted.jpg")).to_be_visible()  # dismissed: still there
+    page.get_by_role("button", name="Delete", exact=True).click()
+    question = page.get_by_role("group", name="Delete unwanted.jpg and all its variants? This cannot be undone.")
+    expect(question.get_by_role("button", name="Keep it")).to_be_focused()  # the safe answer first
+    question.get_by_role("button", name="Keep it").click()
+    expect(question).to_be_hidden()
+    expect(page.get_by_role("button", name="Delete", exact=True)).to_be_focused()
 
-    page.once("dialog", lambda dialog: dialog.accept())
-    page.get_by_role("button", name="Delete").click()
+    page.get_by_role("button", name="Delete", exact=True).click()
+    page.get_by_role("button", name="Yes, delete it").click()
     expect(page.get_by_role("dialog")).to_be_hidden()
     expect(gallery_image(page, "unwanted.jpg")).to_have_count(0)
     assert images.get(image_id).status_code == 404
