@@ -93,8 +93,10 @@ export class Gallery {
     const picture = url
       ? element("img", { src: url, alt: image.original_filename, loading: "lazy", decoding: "async" })
       : element("span", { className: `placeholder ${image.status}` }, image.original_filename);
+    // Shown to the eye; a screen reader has it once already, from the alt.
+    const name = url ? element("span", { className: "card-name", "aria-hidden": "true" }, image.original_filename) : null;
     const button = element("button", { type: "button", className: "card" },
-      picture, element("span", { className: "card-status" }, statusLine(image)));
+      picture, name, element("span", { className: "card-status" }, statusLine(image)));
     button.addEventListener("click", () => this.onOpen(this.cards.get(image.id)?.image || image));
     return element("li", { "data-image-id": image.id }, button);
   }

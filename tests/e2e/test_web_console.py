@@ -138,6 +138,7 @@ def gallery_image(page, filename):
 def wait_until_rendered(image):
     """An <img> that is loaded and decoded: the signed URL answered with a real picture."""
     expect(image).to_be_visible(timeout=PROCESSING_TIMEOUT_MS)
+    image.scroll_into_view_if_needed()  # thumbnails load lazily, once near the viewport
     image.page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
     return image.evaluate("img => img.naturalWidth")
 
