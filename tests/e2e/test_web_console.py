@@ -25,6 +25,8 @@ pytestmark = [
 ]
 
 PHOTO = CORPUS_DIR / "good-images" / "Landscape_1.jpg"
+FLOWER = CORPUS_DIR / "good-images" / "flower.jpg"
+SMALL = CORPUS_DIR / "good-images" / "hopper.png"
 PROCESSING_TIMEOUT_MS = 60_000
 # Listens from the first byte of every page: the CSP violations the page itself would not log.
 RECORD_CSP_VIOLATIONS = """
@@ -101,7 +103,8 @@ def open_console(browser, suite):
     contexts, watched = [], []
 
     def open_page(width=1280, height=900):
-        context = browser.new_context(base_url=suite.url, viewport={"width": width, "height": height})
+        context = browser.new_context(base_url=suite.url, viewport={"width": width, "height": height},
+                                      permissions=["clipboard-read", "clipboard-write"])
         contexts.append(context)
         page = WatchedPage(context.new_page(), suite.url)
         watched.append(page)
@@ -194,7 +197,7 @@ def test_upload_with_a_resize_completes_and_its_thumbnail_renders(open_console, 
     page = open_console().page
     log_in(page, user["email"])
 
-    page.get_by_label("Image").set_input_files(PHOTO)
+    page.get_by_label("Image").set_input_files([PHOTO, FLOWER])  # several at once
     page.get_by_label("Operation").select_option("resize")
     page.get_by_role("button", name="Add step").click()
     step = page.get_by_role("group", name="Step 1: resize")
@@ -203,11 +206,12 @@ def test_upload_with_a_resize_completes_and_its_thumbnail_renders(open_console, 
     page.get_by_label("thumbnail", exact=True).check()
     page.get_by_role("button", name="Upload").click()
 
-    upload = page.get_by_role("progressbar", name=f"Upload of {PHOTO.name}")
-    expect(upload).to_be_visible()
-    expect(page.locator("#queue li").first).to_contain_text("completed", timeout=PROCESSING_TIMEOUT_MS)
-    assert upload.evaluate("bar => bar.value === bar.max && bar.max > 0")
-    assert wait_until_rendered(gallery_image(page, PHOTO.name)) > 0
+    for path in (PHOTO, FLOWER):
+        upload = page.get_by_role("progressbar", name=f"Upload of {path.name}")
+        expect(upload).to_be_visible()
+        expect(page.locator("#queue li", has=upload)).to_contain_text("completed", timeout=PROCESSING_TIMEOUT_MS)
+        assert upload.evaluate("bar => bar.value === bar.max && bar.max > 0")  # every byte sent
+        assert wait_until_rendered(gallery_image(page, path.name)) > 0
 
     page.locator("#gallery").screenshot(path=tmp_path / "gallery.png")
     assert (tmp_path / "gallery.png").stat().st_size > 0
@@ -220,6 +224,8 @@ def test_upload_with_a_resize_completes_and_its_thumbnail_renders(open_console, 
     expect(details.get_by_text(re.compile(r"^256 × 256, jpeg, "))).to_be_visible()
     signed = details.get_by_label("Signed URL of thumbnail", exact=True).input_value()
     assert signed.startswith(f"{suite.url}/media/")
+    details.get_by_role("button", name="Copy the signed URL of thumbnail").click()
+    assert page.evaluate("navigator.clipboard.readText()") == signed
     assert requests.get(signed, timeout=10).headers["Content-Type"] == "image/jpeg"  # no token needed
     for variant in details.get_by_role("img").all():
         wait_until_rendered(variant)
@@ -301,3 +307,23 @@ def test_works_with_the_keyboard_alone_on_a_narrow_phone(open_console, account, 
     page.keyboard.press("Escape")
     expect(page.get_by_role("dialog")).to_be_hidden()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_the_gallery_is_newest_first_a_page_at_a_time(open_console, account, suite):
+    user, token = account
+    images = ImagesClient(suite.url, token)
+    names = [f"small {number:02}.png" for number in range(13)]  # a page is 12
+    for name in names:
+        accepted = images.upload(SMALL, filename=name, content_type="image/png")
+        assert accepted.status_code == 202, accepted.text
+        assert images.wait_until_done(accepted.json()["image"]["id"])["status"] == "completed"
+
+    page = open_console().page
+    log_in(page, user["email"])
+    cards = page.locator("#gallery-list li")
+    expect(cards).to_have_count(12)
+    expect(cards.first).to_contain_text("small 12.png")
+    page.get_by_role("button", name="Show more").click()
+    expect(cards).to_have_count(13)
+    expect(cards.last).to_contain_text("small 00.png")
+    expect(page.get_by_role("button", name="Show more")).to_be_hidden()
