@@ -49,8 +49,11 @@ function variantFigure(image, name, output) {
 }
 
 export class Details {
-  /** `onDelete(image)` returns a promise: the dialog closes once the image is deleted. */
-  constructor({ onDelete }) {
+  /**
+   * `onDelete(image)` resolves to whether the image was deleted; the dialog then closes and
+   * `onDeleted()` says where the focus goes.
+   */
+  constructor({ onDelete, onDeleted }) {
     this.dialog = byId("details");
     this.title = byId("details-title");
     this.summary = byId("details-summary");
@@ -60,13 +63,17 @@ export class Details {
     this.confirmation = byId("details-confirm");
     this.keepButton = byId("details-confirm-keep");
     byId("details-close").addEventListener("click", () => this.close());
+    this.dialog.addEventListener("close", () => this.hideQuestion());  // Escape too
     this.deleteButton.addEventListener("click", () => this.askToDelete());
     this.keepButton.addEventListener("click", () => {
       this.hideQuestion();
       this.deleteButton.focus();
     });
     byId("details-confirm-delete").addEventListener("click", async () => {
-      if (this.image && (await onDelete(this.image))) this.close();
+      if (this.image && (await onDelete(this.image))) {
+        this.close();
+        onDeleted();
+      }
     });
   }
 

@@ -50,15 +50,26 @@ export class Gallery {
   }
 
   async loadPage() {
+    const moreHadFocus = document.activeElement === this.more;
     try {
       const page = await this.api.listImages(this.cursor, PAGE_SIZE);
       for (const image of page.images) this.place(image, "end");
       this.cursor = page.next_cursor || null;
       this.more.hidden = !this.cursor;
       this.updateEmpty();
+      // "Show more" with the keyboard: go on from the first new card, not from a hidden button.
+      const firstNew = page.images[0] && this.cards.get(page.images[0].id);
+      if (moreHadFocus && firstNew) firstNew.node.querySelector("button").focus();
     } catch (error) {
       this.onError(error);
     }
+  }
+
+  /** Focuses the first card; false when there is none. */
+  focus() {
+    const first = this.list.querySelector("button");
+    if (first) first.focus();
+    return Boolean(first);
   }
 
   /** A new upload goes first (newest first); a known image is redrawn where it is. */

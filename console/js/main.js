@@ -53,6 +53,8 @@ const details = new Details({
       return false;
     }
   },
+  // The card that had the focus is gone: the keyboard goes on from the gallery.
+  onDeleted: () => gallery.focus() || byId("upload-file").focus(),
 });
 
 const follower = new Follower(api, {
@@ -158,12 +160,14 @@ byId("auth-form").addEventListener("submit", async (event) => {
 });
 
 byId("logout").addEventListener("click", async () => {
+  let failure;
   try {
     await api.logOut();  // revokes the token server-side, not just here
   } catch (error) {
-    if (!(error instanceof ApiError && error.status === 401)) report(error);
+    // Already refused (expired, revoked): logged out all the same.
+    if (!(error instanceof ApiError && error.status === 401)) failure = error.message;
   }
-  endSession();
+  endSession(failure);
 });
 
 async function resume() {

@@ -277,6 +277,7 @@ def test_delete_asks_then_removes_the_image_from_the_gallery(open_console, accou
     page.get_by_role("button", name="Yes, delete it").click()
     expect(page.get_by_role("dialog")).to_be_hidden()
     expect(gallery_image(page, "unwanted.jpg")).to_have_count(0)
+    expect(page.get_by_label("Image")).to_be_focused()  # its card is gone; nothing else in the gallery
     assert images.get(image_id).status_code == 404
 
 
@@ -323,7 +324,9 @@ def test_the_gallery_is_newest_first_a_page_at_a_time(open_console, account, sui
     cards = page.locator("#gallery-list li")
     expect(cards).to_have_count(12)
     expect(cards.first).to_contain_text("small 12.png")
-    page.get_by_role("button", name="Show more").click()
+    page.get_by_role("button", name="Show more").focus()
+    page.keyboard.press("Enter")
     expect(cards).to_have_count(13)
     expect(cards.last).to_contain_text("small 00.png")
+    expect(cards.last.get_by_role("button")).to_be_focused()  # the keyboard goes on from the new card
     expect(page.get_by_role("button", name="Show more")).to_be_hidden()
