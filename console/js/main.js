@@ -36,6 +36,19 @@ function clearErrors() {
   }
 }
 
+/**
+ * The upload's `operations` and `variants`: the pipeline is the default output unless it is
+ * given a variant name of its own; each picked preset is a variant named after it.
+ */
+function uploadRequest(operations, variantName, presetVariants) {
+  if (!variantName) {
+    return { operations: operations.length ? operations : undefined, variants: presetVariants };
+  }
+  const variants = { [variantName]: operations };  // first: the image's `output` is its first variant
+  for (const [name, preset] of Object.entries(presetVariants || {})) variants[name] ??= preset;
+  return { variants };
+}
+
 // ---- The parts -----------------------------------------------------------------------------------
 
 const pipeline = new Pipeline({ list: byId("steps"), choice: byId("operation-choice"), addButton: byId("add-step") });
@@ -87,10 +100,7 @@ const gallery = new Gallery({
 
 const uploads = new Uploads({
   api,
-  request: () => {
-    const operations = pipeline.value();
-    return { operations: operations.length ? operations : undefined, variants: presets.value() };
-  },
+  request: () => uploadRequest(pipeline.value(), byId("pipeline-variant").value.trim(), presets.value()),
   onAccepted: (image) => gallery.show(image),
   onError: report,
 });
