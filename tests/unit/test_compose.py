@@ -272,6 +272,10 @@ def test_gateway_points_at_the_services_and_shares_their_storage(services):
     mounts = dict(volume_mounts(nginx))
     assert mounts["./nginx.conf"] == environment["NGINX_TEMPLATE"]
     assert mounts["./gateway"] == environment["GATEWAY_SCRIPTS_DIR"]
+    # The API description (YAML and JSON) and the web console it serves at /.
+    assert mounts["./openapi.yaml"] == environment["OPENAPI_FILE"]
+    assert mounts["./openapi.json"] == environment["OPENAPI_JSON_FILE"]
+    assert mounts["./console"] == environment["CONSOLE_DIR"]
     assert mounts["storage"] == environment["STORAGE_DIR"] == "/data/storage"
     for name in ("upload_service", "process_service"):
         assert ("storage", "/data/storage") in set(volume_mounts(services[name])), f"{name} lacks storage"
