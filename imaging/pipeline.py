@@ -9,24 +9,28 @@ What the output is:
   EXIF orientation, in a working mode (imaging/modes.py), then each operation in order
   (imaging/transforms/).
 - The format is that of the last `convert`, else the input's (an MPO stays a JPEG), encoded once
-  (imaging/encoding.py): no metadata but a fitting ICC profile, written atomically.
+  (imaging/encoding.py): no metadata but a fitting ICC profile, written atomically. "auto" writes
+  the output in several formats (imaging/negotiation.py).
 - An upload's variants (contract "Variants") share that one decode: each runs its operations on a
   copy of the upright original and is encoded on its own; the first that fails fails them all.
 """
 import contextlib
+import functools
 import os
 import time
+from dataclasses import replace
 
 from imaging import decoding
 from imaging.encoding import encode
 from imaging.failures import ImageFailure, PipelineError
-from imaging.formats import FORMAT_NAMES, FORMATS
+from imaging.formats import AUTO, FORMAT_NAMES, FORMATS
 from imaging.modes import to_working_mode
+from imaging.negotiation import encode_auto
 from imaging.transforms import TRANSFORMS, Context, OperationError
 from imaging.validation import validate_operations
 from shared import errors
 
-__all__ = ["PipelineError", "process_image", "process_variants"]
+__all__ = ["PipelineError", "process_image", "process_variants", "written_files"]
 
 
 def process_image(src_path, operations, dst_path_stem, max_pixels, timings=None):
@@ -59,19 +63,26 @@ def process_variants(src_path, variants, dst_path_stem_of, max_pixels, timings=N
         for variant, operations, output_format in zip(variants, all_operations, formats):
             with _failing_as(variant["name"]):
                 image = upright.copy() if len(variants) > 1 else upright
-                context = Context(output_format=output_format)
+                context = _context(output_format, image)
                 for step in operations:
                     with _timed(timings, step["type"], output_format):
                         image = _apply(image, step, context, max_pixels)
+                encoder = encode_auto if output_format is AUTO else functools.partial(encode, output_format=output_format)
                 with _timed(timings, "encode", output_format):
-                    result = encode(image, output_format, _quality(operations), icc_profile, dst_path_stem_of(variant["name"]))
+                    result = encoder(image, quality=_quality(operations), icc_profile=icc_profile,
+                                     dst_path_stem=dst_path_stem_of(variant["name"]))
                 results.append({"name": variant["name"], **result})
     except BaseException:
-        for result in results:  # all or nothing: a failed upload keeps no output
+        for path in (path for result in results for path in written_files(result)):  # all or nothing
             with contextlib.suppress(OSError):
-                os.unlink(result["path"])
+                os.unlink(path)
         raise
     return results
+
+
+def written_files(result):
+    """Every file of one variant's result: its one output, or each format of an "auto" one."""
+    return [each["path"] for each in result["formats"]] if "formats" in result else [result["path"]]
 
 
 @contextlib.contextmanager
@@ -104,7 +115,16 @@ def _validated(operations, variant=None):
 
 def _output_format(source, operations):
     converts = [step["format"] for step in operations if step["type"] == "convert"]
-    return FORMATS[converts[-1] if converts else FORMAT_NAMES[source.format]]
+    name = converts[-1] if converts else FORMAT_NAMES[source.format]
+    return AUTO if name == AUTO.name else FORMATS[name]
+
+
+def _context(output_format, image):
+    if output_format is AUTO:
+        # What a step may make transparent (rotate's corners) stays opaque unless the original had
+        # transparency already: a rotated photo's fallback stays a JPEG, not a large PNG.
+        return Context(output_format=replace(AUTO, supports_alpha=image.mode in ("LA", "RGBA")))
+    return Context(output_format=output_format)
 
 
 def _quality(operations):
