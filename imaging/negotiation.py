@@ -8,9 +8,9 @@ fallback's (its `format` is what the contract's `format` names) plus `formats`, 
 
 AVIF's encoder speed is chosen for what the three encodes cost together against one WebP encode of
 the same image (the target: `auto` <= 2.5x WebP). Measured with libavif 1.4.2 / aom 3.14.1 on an
-800 and a 1600 px photo (bench.variants prints it on every run): speed 6 (Pillow's default) costs
-8x a WebP encode on its own, 8 about 2.1x at 800 px, 9 about 0.75x for a file 0-6% larger
-than speed 8's; 10 is no faster than 9. So 9.
+800 and a 1600 px photo (bench.variants prints the result on every run): at 800 px, AVIF alone
+costs 9.1x a WebP encode at speed 6 (Pillow's default), 2.1-2.4x at 8 (`auto` 3.1-3.4x), 0.77-0.94x
+at 9 for a file 3-4% larger than speed 8's; 10 is no faster than 9. So 9.
 """
 import contextlib
 import os
