@@ -213,3 +213,12 @@ def test_the_failure_reported_is_the_first_variant_in_request_order(photo, tmp_p
         pipeline.process_variants(str(photo), variants, stems(out), 50_000_000)
     assert failed.value.variant == "slow"
     assert os.listdir(out) == []
+
+
+def test_an_empty_variants_object_asks_for_nothing_more():
+    # Found by the contract fuzzing: `variants={}` made the upload a 500 (no primary variant).
+    assert validate_variants({}, None, PRESETS) == [{"name": "default", "operations": []}]
+    assert validate_variants({}, [RESIZE], PRESETS) == [{"name": "default", "operations": [RESIZE_VALIDATED]}]
+    assert primary_variant(validate_variants({}, None, PRESETS))["name"] == "default"
+    for not_an_object in ([], "", 0, [["a", []]]):
+        assert refusal(not_an_object).details["variant"] is None
