@@ -44,11 +44,16 @@ def auth(token):
     return {"Authorization": f"Bearer {token}"}
 
 
-async def upload(session, gateway, token, data, operations, filename="photo.jpg", content_type="image/jpeg"):
-    """POST /api/images/upload; returns (status, body or None, error text or None, t_sent, t_done)."""
+async def upload(session, gateway, token, data, operations, filename="photo.jpg", content_type="image/jpeg",
+                 variants=None):
+    """POST /api/images/upload (`operations` None: not sent; `variants`: {name: operations or
+    preset}); returns (status, body or None, error text or None, t_sent, t_done)."""
     form = aiohttp.FormData()
     form.add_field("image", data, filename=filename, content_type=content_type)
-    form.add_field("operations", json.dumps(operations))
+    if operations is not None:
+        form.add_field("operations", json.dumps(operations))
+    if variants is not None:
+        form.add_field("variants", json.dumps(variants))
     t_sent = time.time()
     try:
         async with session.post(f"{gateway}/api/images/upload", data=form, headers=auth(token)) as response:

@@ -1,7 +1,7 @@
 // Signed media URLs (contract "Delivery"), verified here so that no Python service is in the path
 // of a request for an output: `<img src>`, email links and CDNs fetch them without credentials.
 //
-//   /media/<stored output>/<file name>?expires=<unix seconds>&ascii=<fallback name>&signature=<s>
+//   /media/<stored output>/<file name>?expires=<unix seconds>[&formats=<ext>,...]&ascii=<fallback name>&signature=<s>
 //
 // <s> is base64url(HMAC-SHA256(key, everything before "&signature=")), exactly as the client sent
 // it (shared/media_urls.py mints them): any character changed, added or removed fails. The keys
@@ -9,6 +9,11 @@
 // $media_signing_keys by scripts/render-nginx-conf; any of them verifies, so keys rotate without
 // breaking links already sent. nginx then serves the output from the store as it serves an
 // authenticated download (its ETag, Last-Modified, Range, HEAD, 304); the headers below are added.
+//
+// `formats` (an output made with `"format": "auto"`) lists the extensions of the same output in
+// other formats, stored beside it, smallest first: the request gets the first one that is either
+// the stored one (the fallback every client decodes) or named by its Accept header, with
+// `Vary: Accept` so that caches keep one copy per answer.
 
 const crypto = require('crypto');
 
@@ -68,6 +73,68 @@ function verdict(r) {
     return Date.now() / 1000 >= Number(expires) ? 'link_expired' : 'ok';
 }
 
+// The formats a client must name explicitly in Accept to get them: browsers that decode AVIF or
+// WebP say so; `*/*` and `image/*` (curl, mail clients, old browsers) name neither.
+const NEGOTIATED_TYPES = {avif: 'image/avif', webp: 'image/webp'};
+
+// The media types that Accept names with a q above zero ("image/webp;q=0" refuses WebP).
+function acceptedTypes(r) {
+    const accepted = {};
+    (r.headersIn['Accept'] || '').split(',').forEach(function (range) {
+        const parameters = range.split(';');
+        let quality = 1;
+        for (let i = 1; i < parameters.length; i++) {
+            const parameter = parameters[i].trim().toLowerCase();
+            if (parameter.startsWith('q=')) {
+                quality = Number(parameter.slice(2));
+            }
+        }
+        if (quality > 0) {
+            accepted[parameters[0].trim().toLowerCase()] = true;
+        }
+    });
+    return accepted;
+}
+
+// The stored object to serve: the signed one, or for an "auto" output the first of its formats
+// that the request accepts. Called only once the signature verified: `formats` is ours.
+function representation(r) {
+    const signed = signedParts(r).signed;
+    const object = storedObject(signed);
+    const formats = param(signed, 'formats');
+    if (formats === null) {
+        return object;
+    }
+    const dot = object.lastIndexOf('.');
+    const stored = object.slice(dot + 1);
+    const accepted = acceptedTypes(r);
+    const extensions = formats.split(',');
+    for (let i = 0; i < extensions.length; i++) {
+        const extension = extensions[i];
+        if (extension === stored) {
+            return object;
+        }
+        if (/^[a-z0-9]{1,8}$/.test(extension) && accepted[NEGOTIATED_TYPES[extension]]) {
+            return object.slice(0, dot + 1) + extension;
+        }
+    }
+    return object;
+}
+
+// /media/<stored output>/<file name>: nginx.conf's location has checked its shape.
+function storedObject(signed) {
+    return decodeURIComponent(signed.split('?')[0].split('/')[2]);
+}
+
+function isAuto(r) {
+    return isMedia(r) && param(signedParts(r).signed, 'formats') !== null;
+}
+
+// The answer of an "auto" URL depends on Accept: caches (browsers, CDNs) must key on it.
+function vary(r) {
+    return isAuto(r) ? 'Accept' : '';
+}
+
 function isMedia(r) {
     return r.variables.request_uri.startsWith('/media/');
 }
@@ -91,9 +158,20 @@ function disposition(r) {
     }
     const parts = signedParts(r);
     const path = parts.signed.split('?')[0];
-    const exactName = path.slice(path.lastIndexOf('/') + 1);
-    const fallback = decodeURIComponent(param(parts.signed, 'ascii') || 'image').replace(/["\\\r\n]/g, '_');
+    let exactName = path.slice(path.lastIndexOf('/') + 1);
+    let fallback = decodeURIComponent(param(parts.signed, 'ascii') || 'image').replace(/["\\\r\n]/g, '_');
+    if (isAuto(r)) {
+        // The names end in the stored format's extension: the format served replaces it.
+        const stored = '.' + storedObject(parts.signed).split('.').pop();
+        const served = '.' + representation(r).split('.').pop();
+        exactName = withExtension(exactName, stored, served);
+        fallback = withExtension(fallback, stored, served);
+    }
     return 'inline; filename="' + fallback + '"; filename*=UTF-8\'\'' + exactName;
 }
 
-export default {verdict, cacheControl, disposition};
+function withExtension(name, stored, served) {
+    return name.endsWith(stored) ? name.slice(0, name.length - stored.length) + served : name;
+}
+
+export default {verdict, cacheControl, disposition, representation, vary};

@@ -22,10 +22,13 @@ DEFAULT_QUALITY = {"jpeg": 85, "webp": 80, "avif": 60}
 _ICC_COLOR_SPACES = {"L": b"GRAY", "LA": b"GRAY", "RGB": b"RGB ", "RGBA": b"RGB "}
 
 
-def encode(image, output_format, quality, icc_profile, dst_path_stem):
+def encode(image, output_format, quality, icc_profile, dst_path_stem, speed=None):
+    """`speed`: the AVIF encoder's (0 slowest and smallest .. 10), else Pillow's default (6)."""
     image = _without_metadata(_for_format(image, output_format))
     icc_profile = _matching_icc(icc_profile, image.mode, output_format)
     options = _save_options(output_format, quality, icc_profile)
+    if speed is not None and output_format.name == "avif":
+        options["speed"] = speed
     path = f"{dst_path_stem}.{output_format.extension}"
     try:
         encoded = fast_png(image, icc_profile) if output_format.name == "png" and quality is None else None

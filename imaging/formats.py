@@ -31,8 +31,14 @@ FORMATS = {
 MIME_TYPES = {name: image_format.mime_type for name, image_format in FORMATS.items()}
 EXTENSIONS = {name: image_format.extension for name, image_format in FORMATS.items()}
 
+# `convert` to "auto" (contract "Delivery", format negotiation): one output in several formats,
+# the gateway answering each request with the smallest its Accept header allows. Not a format of
+# its own: transforms see it as one that keeps alpha only where the original had it
+# (imaging/pipeline.py), and imaging/negotiation.py writes the formats.
+AUTO = ImageFormat("auto", "", "", "", supports_alpha=True)
+
 # The formats the `convert` operation may produce; BMP is only ever kept for a BMP input.
-CONVERT_FORMATS = tuple(name for name in ("jpeg", "png", "webp", "avif", "tiff", "gif") if name in FORMATS)
+CONVERT_FORMATS = tuple(name for name in ("jpeg", "png", "webp", "avif", "tiff", "gif") if name in FORMATS) + ("auto",)
 
 # The only decoders `Image.open` may try, most common first. Anything else (EPS, which would run
 # Ghostscript, PSD, DDS, ...) is never even identified. MPO (multi-picture JPEG) is not listed because

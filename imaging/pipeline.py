@@ -9,24 +9,35 @@ What the output is:
   EXIF orientation, in a working mode (imaging/modes.py), then each operation in order
   (imaging/transforms/).
 - The format is that of the last `convert`, else the input's (an MPO stays a JPEG), encoded once
-  (imaging/encoding.py): no metadata but a fitting ICC profile, written atomically.
+  (imaging/encoding.py): no metadata but a fitting ICC profile, written atomically. "auto" writes
+  the output in several formats (imaging/negotiation.py).
 - An upload's variants (contract "Variants") share that one decode: each runs its operations on a
   copy of the upright original and is encoded on its own; the first that fails fails them all.
+  When each starts by shrinking, they also share one resize to the largest size any of them
+  needs, and finish from that smaller image. They run side by side, one native thread per core.
 """
 import contextlib
+import functools
+import math
 import os
 import time
+from dataclasses import replace
+
+from PIL import Image
 
 from imaging import decoding
 from imaging.encoding import encode
 from imaging.failures import ImageFailure, PipelineError
-from imaging.formats import FORMAT_NAMES, FORMATS
+from imaging.formats import AUTO, FORMAT_NAMES, FORMATS
 from imaging.modes import to_working_mode
+from imaging.negotiation import encode_auto
 from imaging.transforms import TRANSFORMS, Context, OperationError
+from imaging.transforms.resize import RESIZE_REDUCING_GAP
 from imaging.validation import validate_operations
 from shared import errors
+from shared.threads import in_native_threads, usable_cores
 
-__all__ = ["PipelineError", "process_image", "process_variants"]
+__all__ = ["PipelineError", "process_image", "process_variants", "written_files"]
 
 
 def process_image(src_path, operations, dst_path_stem, max_pixels, timings=None):
@@ -54,24 +65,36 @@ def process_variants(src_path, variants, dst_path_stem_of, max_pixels, timings=N
             upright, all_operations = _decode_upright(source, [variant["operations"] for variant in variants])
         icc_profile = source.info.get("icc_profile") or None
     upright, icc_profile = to_working_mode(upright, icc_profile)
-    results = []
-    try:
-        for variant, operations, output_format in zip(variants, all_operations, formats):
-            with _failing_as(variant["name"]):
-                image = upright.copy() if len(variants) > 1 else upright
-                context = Context(output_format=output_format)
-                for step in operations:
-                    with _timed(timings, step["type"], output_format):
-                        image = _apply(image, step, context, max_pixels)
-                with _timed(timings, "encode", output_format):
-                    result = encode(image, output_format, _quality(operations), icc_profile, dst_path_stem_of(variant["name"]))
-                results.append({"name": variant["name"], **result})
-    except BaseException:
-        for result in results:  # all or nothing: a failed upload keeps no output
-            with contextlib.suppress(OSError):
-                os.unlink(result["path"])
-        raise
-    return results
+    if len(variants) > 1:
+        upright, all_operations = _shared_first_resize(upright, all_operations, _timed(timings, "shared_resize", formats[0]))
+
+    def make(variant, operations, output_format):
+        with _failing_as(variant["name"]):
+            image = upright.copy() if len(variants) > 1 else upright  # the steps may work in place
+            context = _context(output_format, image)
+            for step in operations:
+                with _timed(timings, step["type"], output_format):
+                    image = _apply(image, step, context, max_pixels)
+            encoder = encode_auto if output_format is AUTO else functools.partial(encode, output_format=output_format)
+            with _timed(timings, "encode", output_format):
+                result = encoder(image, quality=_quality(operations), icc_profile=icc_profile,
+                                 dst_path_stem=dst_path_stem_of(variant["name"]))
+            return {"name": variant["name"], **result}
+
+    jobs = [functools.partial(make, *job) for job in zip(variants, all_operations, formats)]
+    outcomes = in_native_threads(jobs, workers=min(len(jobs), usable_cores()))
+    failures = [error for _, error in outcomes if error is not None]
+    if failures:
+        for path in (path for result, _ in outcomes if result is not None for path in written_files(result)):
+            with contextlib.suppress(OSError):  # all or nothing: a failed upload keeps no output
+                os.unlink(path)
+        raise failures[0]  # the first variant in request order that failed
+    return [result for result, _ in outcomes]
+
+
+def written_files(result):
+    """Every file of one variant's result: its one output, or each format of an "auto" one."""
+    return [each["path"] for each in result["formats"]] if "formats" in result else [result["path"]]
 
 
 @contextlib.contextmanager
@@ -104,7 +127,16 @@ def _validated(operations, variant=None):
 
 def _output_format(source, operations):
     converts = [step["format"] for step in operations if step["type"] == "convert"]
-    return FORMATS[converts[-1] if converts else FORMAT_NAMES[source.format]]
+    name = converts[-1] if converts else FORMAT_NAMES[source.format]
+    return AUTO if name == AUTO.name else FORMATS[name]
+
+
+def _context(output_format, image):
+    if output_format is AUTO:
+        # What a step may make transparent (rotate's corners) stays opaque unless the original had
+        # transparency already: a rotated photo's fallback stays a JPEG, not a large PNG.
+        return Context(output_format=replace(AUTO, supports_alpha=image.mode in ("LA", "RGBA")))
+    return Context(output_format=output_format)
 
 
 def _quality(operations):
@@ -167,10 +199,35 @@ def _shrink_in_decoder(source, all_operations, orientation):
 
 
 def _shrink_plan(source, operations, orientation):
+    return _shrink_plan_for(decoding.oriented_size(source.size, orientation), operations)
+
+
+def _shared_first_resize(upright, all_operations, timed):
+    """When every variant's first step is a shrinking resize: one resize of the upright image to
+    the smallest size from which each of them still gets its exact result, and each variant's
+    first step pinned to its planned size (as for a JPEG decoded smaller, see _shrink_in_decoder).
+    The variants then resample from that image instead of the original each: for a photo's usual
+    set (thumbnail, preview, a large and a small web size) about half the resampling work.
+    Skipped when the shared image would keep more than half the pixels: it would save little."""
+    plans = [_shrink_plan_for(upright.size, operations) for operations in all_operations]
+    if any(plan is None for plan in plans):
+        return upright, all_operations
+    width, height = upright.size
+    needed_width, needed_height = max(plan[0][0] for plan in plans), max(plan[0][1] for plan in plans)
+    scale = max(needed_width / width, needed_height / height)
+    if scale * scale > 0.5:
+        return upright, all_operations
+    size = min(width, math.ceil(width * scale)), min(height, math.ceil(height * scale))
+    with timed:
+        shared = upright.resize(size, Image.Resampling.LANCZOS, reducing_gap=RESIZE_REDUCING_GAP)
+    return shared, [[first_step, *operations[1:]] for (_, first_step), operations in zip(plans, all_operations)]
+
+
+def _shrink_plan_for(size, operations):
     first = TRANSFORMS[operations[0]["type"]] if operations else None
     if first is None or first.shrink_on_load is None:
         return None
-    return first.shrink_on_load(decoding.oriented_size(source.size, orientation), operations[0])
+    return first.shrink_on_load(size, operations[0])
 
 
 # -- the steps ------------------------------------------------------------------------------------

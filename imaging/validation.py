@@ -45,16 +45,16 @@ def validate_variants(raw_variants, raw_operations, presets, max_operations=MAX_
 
     `raw_variants` is the decoded `variants` field (None: absent), `raw_operations` the decoded
     `operations` field (None: absent), shorthand for the variant `default`, listed first. Neither
-    field: the one variant `default` with no operations.
+    field (or `variants` an empty object): the one variant `default` with no operations.
     """
-    variants = []
-    if raw_operations is not None or raw_variants is None:
-        named = {"variant": DEFAULT_VARIANT} if raw_variants is not None else {}
-        variants.append({"name": DEFAULT_VARIANT, "operations": _in_variant(named, raw_operations, max_operations)})
-    if raw_variants is None:
-        return variants
-    if not isinstance(raw_variants, dict):
+    if raw_variants is not None and not isinstance(raw_variants, dict):
         raise _invalid_variants("'variants' must be a JSON object", None, "must be an object")
+    variants = []
+    if raw_operations is not None or not raw_variants:  # an empty object asks for nothing more: as if absent
+        named = {"variant": DEFAULT_VARIANT} if raw_variants else {}
+        variants.append({"name": DEFAULT_VARIANT, "operations": _in_variant(named, raw_operations, max_operations)})
+    if not raw_variants:
+        return variants
     if len(raw_variants) > max_variants:
         raise _invalid_variants(
             f"At most {max_variants} variants are allowed", None, f"at most {max_variants} variants",

@@ -15,7 +15,7 @@ from nameko.extensions import DependencyProvider
 
 from imaging.budget import PixelBudget
 from imaging.failures import ImageFailure
-from imaging.pipeline import PipelineError, process_variants
+from imaging.pipeline import PipelineError, process_variants, written_files
 from imaging.validation import primary_variant
 from process_service.isolation import Isolation, Suspect
 from process_service.lease import HeldClaim
@@ -56,9 +56,9 @@ def _remove_late_result(job):
         result = job.wait()
     except Exception:  # noqa: BLE001 - it failed late: nothing was written
         return
-    for variant in result:
+    for path in (path for variant in result for path in written_files(variant)):
         with contextlib.suppress(OSError):
-            os.unlink(variant["path"])
+            os.unlink(path)
     log.warning("a pipeline that had timed out ended: its result was removed")
 
 
@@ -148,25 +148,35 @@ class ProcessService(Service):
                     )
                 finally:
                     record_steps(timings)
-            outputs = {}
+            outputs, stored = {}, []
             with tracer().start_as_current_span("store output"):
                 try:
                     for result in results:
-                        # The same names on a retry: a second run overwrites, it never adds.
-                        name = output_name(image_id, os.path.basename(result["path"]).rsplit(".", 1)[-1], result["name"])
-                        self.storage.put_file(result["path"], name, content_type=result["mime_type"])
-                        outputs[result["name"]] = {
-                            "path": name,
-                            "width": result["width"],
-                            "height": result["height"],
-                            "format": result["format"],
-                            "size_bytes": result["size_bytes"],
-                        }
+                        outputs[result["name"]] = self._store_output(image_id, result, stored)
                 except BaseException:
                     with contextlib.suppress(Exception):  # else the sweeper's, once the image has failed
-                        self.storage.remove(*(output["path"] for output in outputs.values()))
+                        self.storage.remove(*stored)
                     raise
         return {"output": outputs[primary_variant(variants)["name"]], "variants": outputs}
+
+    def _store_output(self, image_id, result, stored):
+        """Stores one variant's file (each of its formats for "auto"), appending each stored name
+        to `stored`, and returns its entry of the event's `variants`."""
+        def put(written):
+            # The same names on a retry: a second run overwrites, it never adds.
+            name = output_name(image_id, os.path.basename(written["path"]).rsplit(".", 1)[-1], result["name"])
+            self.storage.put_file(written["path"], name, content_type=written["mime_type"])
+            stored.append(name)
+            return name
+
+        output = {key: result[key] for key in ("width", "height", "format", "size_bytes")}
+        if "formats" in result:
+            output["formats"] = [{"format": each["format"], "size_bytes": each["size_bytes"], "path": put(each)}
+                                 for each in result["formats"]]
+            output["path"] = output["formats"][-1]["path"]  # the fallback's, as `format` names it
+        else:
+            output["path"] = put(result)
+        return output
 
     @contextlib.contextmanager
     def _fetched_original(self, name):

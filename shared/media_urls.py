@@ -1,11 +1,14 @@
 """Signed media URLs (contract "Delivery"): minted here, verified by the gateway (gateway/media.js),
 so an output can be shown where no Bearer header can be sent: an `<img>` tag, an email, a CDN.
 
-    /media/<stored output>/<file name>?expires=<unix seconds>&ascii=<fallback name>&signature=<s>
+    /media/<stored output>/<file name>?expires=<unix seconds>[&formats=<ext>,<ext>,...]&ascii=<fallback name>&signature=<s>
 
 <s> is base64url(HMAC-SHA256(key, everything before "&signature=")) without padding. The path
 names the object and the download name, the query the expiry and the ASCII fallback of the name:
-the signature covers all that identifies the response. `verify` mirrors the gateway, for tests
+the signature covers all that identifies the response. `formats` (an "auto" output, contract
+"Delivery") lists the extensions of the object's other formats, smallest first, the stored one
+among them: the gateway serves the first that the request's Accept header allows, the stored one
+(the fallback, which every client decodes) when none is. `verify` mirrors the gateway, for tests
 and tools; the gateway does not call it.
 """
 import base64
@@ -52,19 +55,23 @@ def _signature(key, signed):
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def mint(key, stored_name, filename, expires):
+def mint(key, stored_name, filename, expires, formats=()):
     """The signed path of the output `stored_name` (`outputs/<file>`), downloaded as `filename`,
-    valid until `expires` (unix seconds)."""
+    valid until `expires` (unix seconds); `formats`, the format names of an "auto" output's files
+    (each stored beside it with its own extension), smallest first."""
+    from imaging.formats import EXTENSIONS
+
     obj = stored_name.rsplit("/", 1)[-1]
+    alternatives = f"&formats={','.join(EXTENSIONS[name] for name in formats)}" if formats else ""
     signed = (f"/media/{quote(obj, safe='')}/{quote(filename, safe='')}"
-              f"?expires={int(expires)}&ascii={quote(ascii_fallback(filename), safe='')}")
+              f"?expires={int(expires)}{alternatives}&ascii={quote(ascii_fallback(filename), safe='')}")
     return signed + SIGNATURE_PARAM + _signature(key, signed)
 
 
-def media_url(keys, stored_name, filename, ttl, now=None):
+def media_url(keys, stored_name, filename, ttl, now=None, formats=()):
     """(url, expires_at as an aware datetime) for a link valid `ttl` seconds from `now`."""
     expires = int((now or time.time()) + ttl)
-    return mint(keys[0], stored_name, filename, expires), dt.datetime.fromtimestamp(expires, dt.timezone.utc)
+    return mint(keys[0], stored_name, filename, expires, formats), dt.datetime.fromtimestamp(expires, dt.timezone.utc)
 
 
 def verify(keys, url, now=None):

@@ -41,3 +41,41 @@ def _lower_this_thread():
             os.setpriority(os.PRIO_PROCESS, thread_id, CPU_WORK_NICENESS)
     except (OSError, AttributeError):  # not Linux, or not allowed: the work still runs
         pass
+
+
+def usable_cores():
+    """The cores this process may run on (a container's or taskset's limit, not the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def in_native_threads(jobs, workers):
+    """Runs each job (a callable without arguments) on up to `workers` native threads, the caller's
+    among them, and returns `[(result, None) or (None, exception)]` in the jobs' order, once all
+    have ended. Native threads even under eventlet's monkey-patching: this is called from a tpool
+    thread, where green threads would run one after the other. A new thread inherits the calling
+    thread's nice value (Linux keeps it per thread)."""
+    outcomes = [None] * len(jobs)
+    next_job = iter(range(len(jobs)))
+    taking = _native_threading.Lock()
+
+    def work():
+        while True:
+            with taking:
+                index = next(next_job, None)
+            if index is None:
+                return
+            try:
+                outcomes[index] = (jobs[index](), None)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller, which decides
+                outcomes[index] = (None, exc)
+
+    helpers = [_native_threading.Thread(target=work, daemon=True) for _ in range(max(0, min(workers, len(jobs)) - 1))]
+    for helper in helpers:
+        helper.start()
+    work()
+    for helper in helpers:
+        helper.join()
+    return outcomes

@@ -8,6 +8,7 @@ from shared.filenames import download_name
 from shared.media_urls import media_url, signing_keys
 from shared.redis_client import RedisClient, connect
 from shared.settings import setting
+from upload_service.schemas import primary_output
 from upload_service.status import StatusCache, StatusNotifier
 
 REDIS_POOL_SIZE = 20
@@ -82,12 +83,15 @@ class MediaUrls(DependencyProvider):
     def output_url(self, image, ttl=None):
         """(url, expires_at) of a completed image's primary output, valid `ttl` seconds
         (MEDIA_URL_TTL)."""
-        return self.variant_url(image, {"path": image.output_path, "format": image.output_format}, ttl)
+        return self.variant_url(image, primary_output(image), ttl)
 
     def variant_url(self, image, output, ttl=None):
-        """(url, expires_at) of one output ({"path", "format"}, upload_service.schemas.variant_outputs)."""
+        """(url, expires_at) of one output ({"path", "format"[, "formats"]},
+        upload_service.schemas.variant_outputs). An "auto" output's URL lists its formats,
+        smallest first, for the gateway to choose by the request's Accept header."""
         filename = download_name(image.original_filename, output["format"])
-        return media_url(self.keys, output["path"], filename, ttl or self.ttl)
+        by_size = [each["format"] for each in sorted(output.get("formats", ()), key=lambda each: each["size_bytes"])]
+        return media_url(self.keys, output["path"], filename, ttl or self.ttl, formats=by_size)
 
     def get_dependency(self, worker_ctx):
         return self

@@ -61,7 +61,8 @@ def download_url(image):
 
 def variant_outputs(image):
     """{name: {"width", "height", "format", "size_bytes", "path"}} of a completed image, in request
-    order; a row older than variants has its one output as `default`."""
+    order (an "auto" variant also has `formats`: [{"format", "size_bytes", "path"}]); a row older
+    than variants has its one output as `default`."""
     if image.variant_outputs:
         return image.variant_outputs
     return {"default": {
@@ -73,10 +74,29 @@ def variant_outputs(image):
     }}
 
 
+def primary_output(image):
+    """The variant that `Image.output` shows (its stored path is the row's `output_path`)."""
+    outputs = variant_outputs(image)
+    return next((output for output in outputs.values() if output["path"] == image.output_path), outputs.get("default"))
+
+
+def output_files(output):
+    """The stored objects of one variant: its file, or each format's of an "auto" one."""
+    return [output["path"], *(each["path"] for each in output.get("formats", ()))]
+
+
 def stored_outputs(image):
-    """Every output object of the image (all its variants), for removal."""
-    names = {image.output_path} | {output["path"] for output in (image.variant_outputs or {}).values()}
+    """Every output object of the image (all its variants, all their formats), for removal."""
+    names = {image.output_path}.union(*(output_files(output) for output in (image.variant_outputs or {}).values()))
     return sorted(name for name in names if name)
+
+
+def public_output(output):
+    """A variant as the contract shows it: without where it is stored."""
+    shown = {key: output[key] for key in ("width", "height", "format", "size_bytes")}
+    if "formats" in output:
+        shown["formats"] = [{"format": each["format"], "size_bytes": each["size_bytes"]} for each in output["formats"]]
+    return shown
 
 
 def image_to_dict(image, media=None):
@@ -96,19 +116,11 @@ def image_to_dict(image, media=None):
         "size_bytes": image.size_bytes,
     }
     if image.status == COMPLETED:
-        body["output"] = {
-            "width": image.output_width,
-            "height": image.output_height,
-            "format": image.output_format,
-            "size_bytes": image.output_size_bytes,
-            "download_url": download_url(image),
-        }
-        body["variants"] = {
-            name: {key: output[key] for key in ("width", "height", "format", "size_bytes")}
-            for name, output in variant_outputs(image).items()
-        }
+        primary = primary_output(image)
+        body["output"] = {**public_output(primary), "download_url": download_url(image)}
+        body["variants"] = {name: public_output(output) for name, output in variant_outputs(image).items()}
         if media is not None:
-            body["output"]["url"] = media.output_url(image)[0]
+            body["output"]["url"] = media.variant_url(image, primary)[0]
             for name, output in variant_outputs(image).items():
                 body["variants"][name]["url"] = media.variant_url(image, output)[0]
     if image.status == FAILED:

@@ -42,7 +42,9 @@ from upload_service.schemas import (
     decode_cursor,
     encode_cursor,
     image_to_dict,
+    output_files,
     parse_image_id,
+    primary_output,
     stored_outputs,
     variant_outputs,
     status_query_schema,
@@ -330,7 +332,7 @@ class UploadService(Service):
         """`output` is the primary variant; `variants` (absent from older workers) every variant's."""
         output = payload["output"]
         outputs = payload.get("variants")
-        files = sorted({output["path"]} | {each["path"] for each in (outputs or {}).values()})
+        files = sorted(set(output_files(output)).union(*(output_files(each) for each in (outputs or {}).values())))
         with retry_when_unavailable(self.delivery, payload):
             self._finish(payload["image_id"], COMPLETED, {
                 "output_path": output["path"],
@@ -502,7 +504,7 @@ def _invalid_field(field, message, reason):
 
 
 def requested_output(image, variant):
-    """{"path", "format"} of the output a download or a signed URL asks for: the variant named, or
+    """The output ({"path", "format", ...}) a download or a signed URL asks for: the variant named, or
     the primary output without a name. 404 for a variant the image does not have, 409 before the
     image is completed."""
     names = [each["name"] for each in image.variants] if image.variants else ["default"]
@@ -510,9 +512,7 @@ def requested_output(image, variant):
         raise errors.NotFound("No such variant", {"variant": variant})
     if image.status != COMPLETED:
         raise errors.NotReady(details={"status": image.status})
-    if variant is None:
-        return {"path": image.output_path, "format": image.output_format}
-    return variant_outputs(image)[variant]
+    return primary_output(image) if variant is None else variant_outputs(image)[variant]
 
 
 MAX_MEDIA_TTL_SECONDS = 7 * 24 * 3600

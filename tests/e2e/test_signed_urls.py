@@ -138,3 +138,50 @@ def test_each_variant_has_its_own_signed_url(suite, new_account):
         minted = mint(suite, images, image_id, variant=name).json()["url"]
         assert requests.get(suite.url + minted, timeout=10).content == download.content
     assert variants["thumb"]["width"] == variants["thumb"]["height"] == 256
+
+
+# What browsers send for an <img>: Chrome and Firefox decode AVIF, Safari 15 WebP only; curl names none.
+ACCEPT = {
+    "chrome": "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8",
+    "safari 15": "image/webp,image/png,image/svg+xml,image/*;q=0.8,video/*;q=0.8,*/*;q=0.5",
+    "curl": "*/*",
+}
+
+
+def test_an_auto_variant_answers_each_browser_with_the_smallest_format_it_decodes(suite, new_account):
+    _, token = new_account("Hedy")
+    images = ImagesClient(suite.url, token)
+    accepted = images.upload(PHOTO, filename="auto.jpg", variants=json.dumps(
+        {"card": [{"type": "resize", "width": 400}, {"type": "convert", "format": "auto"}]}))
+    assert accepted.status_code == 202, accepted.text
+    image_id = accepted.json()["image"]["id"]
+    assert images.wait_until_done(image_id, timeout=60)["status"] == "completed"
+
+    card = images.get(image_id).json()["image"]["variants"]["card"]
+    assert card["format"] == "jpeg"  # the fallback: the photo has no transparency
+    sizes = {each["format"]: each["size_bytes"] for each in card["formats"]}
+    assert list(sizes)[-1] == "jpeg" and "webp" in sizes and sizes["jpeg"] == card["size_bytes"]
+    download = requests.get(f"{suite.url}/api/images/{image_id}/download", params={"variant": "card"},
+                            headers=images.headers, timeout=10)
+    assert download.headers["Content-Type"] == "image/jpeg"  # a download is the fallback
+
+    def smallest(*candidates):
+        return min((name for name in candidates if name in sizes), key=sizes.get)
+
+    expected = {"chrome": smallest("avif", "webp", "jpeg"), "safari 15": smallest("webp", "jpeg"), "curl": "jpeg"}
+    served = {}
+    for client, accept in ACCEPT.items():
+        response = requests.get(suite.url + card["url"], headers={"Accept": accept}, timeout=10)
+        assert response.status_code == 200, (client, response.text)
+        assert response.headers["Content-Type"] == f"image/{expected[client]}", client
+        assert int(response.headers["Content-Length"]) == sizes[expected[client]], client
+        assert response.headers["Vary"] == "Accept"
+        served[client] = response
+    assert served["curl"].content == download.content
+    assert requests.get(suite.url + card["url"], headers={"Accept": ACCEPT["chrome"],
+                        "If-None-Match": served["chrome"].headers["ETag"]}, timeout=10).status_code == 304
+
+    assert images.delete(image_id).status_code == 204
+    for accept in ACCEPT.values():  # every format is gone with the image
+        assert requests.get(suite.url + card["url"], headers={"Accept": accept}, timeout=10).status_code == 404
+    assert not [name for name in suite.storage_files() if image_id in name]

@@ -135,3 +135,79 @@ def test_only_get_and_head_are_answered(gateway_with_keys):
     base = gateway_with_keys(KEY_A)
     url = mint(KEY_A, gateway_with_keys.name, "photo.webp", time.time() + 600)
     assert requests.delete(base + url, timeout=10).status_code == 405
+
+
+# -- "auto" outputs: one URL, the format chosen by Accept ------------------------------------------
+
+# What browsers send for an <img> (their defaults, 2024-2026), and clients that name no image format.
+CHROME = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"
+FIREFOX = "image/avif,image/webp,image/png,image/svg+xml,image/*;q=0.8,*/*;q=0.5"
+SAFARI_15 = "image/webp,image/png,image/svg+xml,image/*;q=0.8,video/*;q=0.8,*/*;q=0.5"
+CURL = "*/*"
+
+
+@pytest.fixture
+def auto_output(gateway_with_keys):
+    """One "auto" output stored in its three formats (distinct bytes, AVIF smallest), as
+    process_service stores them: `<id>.<variant>.<ext>` side by side."""
+    stem = f"outputs/{uuid.uuid4()}.thumb"
+    bodies = {"avif": OUTPUT[:1000], "webp": OUTPUT[:2000], "jpg": OUTPUT[:3000]}
+    for extension, body in bodies.items():
+        (gateway_with_keys.storage / f"{stem}.{extension}").write_bytes(body)
+    return f"{stem}.jpg", bodies
+
+
+def negotiated(base, url, accept, **headers):
+    return requests.get(base + url, headers={**({"Accept": accept} if accept is not None else {}), **headers}, timeout=10)
+
+
+@needs_envsubst
+def test_an_auto_url_answers_each_client_with_the_smallest_format_it_accepts(gateway_with_keys, auto_output):
+    base = gateway_with_keys(KEY_A)
+    fallback, bodies = auto_output
+    url = mint(KEY_A, fallback, "名前.jpg", time.time() + 600, formats=["avif", "webp", "jpeg"])
+
+    expected = {CHROME: "avif", FIREFOX: "avif", SAFARI_15: "webp", CURL: "jpg", None: "jpg",
+                "image/avif;q=0, image/webp": "webp", "IMAGE/WEBP ; q=0.5": "webp", "image/webp;q=0": "jpg"}
+    etags = {}
+    for accept, extension in expected.items():
+        response = negotiated(base, url, accept)
+        assert response.status_code == 200, (accept, response.text)
+        assert response.content == bodies[extension], accept
+        assert response.headers["Content-Type"] == {"avif": "image/avif", "webp": "image/webp", "jpg": "image/jpeg"}[extension]
+        assert response.headers["Vary"] == "Accept"
+        assert response.headers["Content-Disposition"] == (
+            f"inline; filename=\"image.{extension}\"; filename*=UTF-8''%E5%90%8D%E5%89%8D.{extension}")
+        etags.setdefault(extension, response.headers["ETag"])
+        assert etags[extension] == response.headers["ETag"]
+    assert len(set(etags.values())) == 3  # one strong ETag per representation
+
+    # A cached WebP's ETag revalidates the WebP, not the AVIF the next browser gets.
+    assert negotiated(base, url, SAFARI_15, **{"If-None-Match": etags["webp"]}).status_code == 304
+    assert negotiated(base, url, CHROME, **{"If-None-Match": etags["webp"]}).status_code == 200
+    head = requests.head(base + url, headers={"Accept": CHROME}, timeout=10)
+    assert head.headers["Content-Length"] == str(len(bodies["avif"])) and head.headers["Vary"] == "Accept"
+    part = negotiated(base, url, SAFARI_15, Range="bytes=10-19")
+    assert part.status_code == 206 and part.content == bodies["webp"][10:20]
+
+
+@needs_envsubst
+def test_the_fallback_wins_when_it_is_the_smallest(gateway_with_keys, auto_output):
+    base = gateway_with_keys(KEY_A)
+    fallback, bodies = auto_output
+    url = mint(KEY_A, fallback, "photo.jpg", time.time() + 600, formats=["jpeg", "avif", "webp"])
+    assert negotiated(base, url, CHROME).content == bodies["jpg"]
+
+
+@needs_envsubst
+def test_the_format_list_is_signed_and_plain_urls_do_not_vary(gateway_with_keys, auto_output):
+    base = gateway_with_keys(KEY_A)
+    fallback, _ = auto_output
+    url = mint(KEY_A, fallback, "photo.jpg", time.time() + 600, formats=["avif", "webp", "jpeg"])
+    for changed in (url.replace("formats=avif,webp,jpg", "formats=webp,avif,jpg"),
+                    url.replace("formats=avif,webp,jpg&", ""), url.replace("formats=avif,", "formats=../x,")):
+        assert_json_error(negotiated(base, changed, CHROME), 403, "invalid_signature")
+
+    plain = negotiated(base, mint(KEY_A, fallback, "photo.jpg", time.time() + 600), CHROME)
+    assert plain.status_code == 200 and plain.headers["Content-Type"] == "image/jpeg"
+    assert "Vary" not in plain.headers

@@ -18,7 +18,7 @@ MAX_PIXELS = 50_000_000
 # Pillow warns about the hostile files (bad TIFF tags, corrupt EXIF, invalid APNG): expected here.
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:PIL")
 
-OUTPUT_FORMATS = formats.CONVERT_FORMATS
+OUTPUT_FORMATS = tuple(name for name in formats.CONVERT_FORMATS if name in formats.FORMATS)  # "auto": test_negotiation.py
 PRIVATE_MARKERS = (b"Exif\x00\x00", b"http://ns.adobe.com/xap/1.0/", b"<x:xmpmeta", b"GPSInfo", b"secret")
 
 

@@ -6,7 +6,7 @@ import eventlet
 import pytest
 from eventlet import patcher
 
-from shared.threads import CPU_WORK_NICENESS, run_in_thread
+from shared.threads import CPU_WORK_NICENESS, in_native_threads, run_in_thread, usable_cores
 
 native_threading = patcher.original("threading")
 request_id = contextvars.ContextVar("request_id", default=None)
@@ -35,3 +35,27 @@ def test_the_event_loop_goes_on_while_the_work_runs():
     run_in_thread(__import__("time").sleep, 0.3)  # blocks its native thread, not the loop
     ticker.wait()
     assert len(ticks) == 20
+
+
+def test_jobs_run_side_by_side_on_native_threads_and_answer_in_order():
+    # Two jobs that each wait for the other: they finish only if they run at the same time.
+    both_started = native_threading.Barrier(2, timeout=10)
+
+    def job(value, meet=True):
+        def run():
+            if meet:
+                both_started.wait()
+            if value == "bad":
+                raise ValueError(value)
+            return value, where_and_how_nice()[:2]
+        return run
+
+    outcomes = run_in_thread(in_native_threads, [job("a"), job("bad"), job("c", meet=False)], 2)
+    assert [(result or (None,))[0] for result, _ in outcomes[::2]] == ["a", "c"]
+    assert isinstance(outcomes[1][1], ValueError) and outcomes[1][0] is None
+    assert native_threading.get_native_id() not in {result[1][0] for result, _ in (outcomes[0], outcomes[2])}
+    assert {result[1][1] for result, _ in (outcomes[0], outcomes[2])} == {max(os.getpriority(os.PRIO_PROCESS, 0), CPU_WORK_NICENESS)}
+
+
+def test_usable_cores_is_this_process_affinity():
+    assert usable_cores() == len(os.sched_getaffinity(0))

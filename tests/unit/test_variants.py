@@ -5,7 +5,7 @@ import json
 import os
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageChops, ImageStat
 
 from imaging import decoding, pipeline
 from imaging.failures import PipelineError
@@ -162,3 +162,63 @@ def test_a_failing_variant_fails_them_all_by_name_and_leaves_no_file(photo, tmp_
         pipeline.process_variants(str(photo), variants, stems(out), 50_000_000)
     assert failed.value.code == "invalid_crop" and failed.value.variant == "cropped"
     assert os.listdir(out) == []
+
+
+def gradient_photo(path, size=(2400, 1600)):
+    """A photo-like image (a flat one would hide any difference between two resamplings)."""
+    gradient = Image.linear_gradient("L").resize(size)
+    Image.merge("RGB", [gradient, gradient.transpose(Image.Transpose.ROTATE_180), gradient.rotate(90).resize(size)]).save(path)
+    return path
+
+
+WEB_SET = {"thumbnail": "thumbnail", "preview": "preview", "small": [{"type": "resize", "width": 150}],
+           "medium": [{"type": "resize", "height": 300, "fit": "inside"}, {"type": "convert", "format": "png"}]}
+
+
+def test_variants_that_all_shrink_share_one_resize_and_get_what_they_would_alone(tmp_path):
+    photo = gradient_photo(tmp_path / "photo.png")
+    variants = validate_variants(WEB_SET, None, PRESETS)
+    timings = []
+    together = pipeline.process_variants(str(photo), variants, stems(tmp_path), 50_000_000, timings)
+    shared = [(ended - started) for step, _, started, ended in timings if step == "shared_resize"]
+    assert len(shared) == 1
+
+    for result, variant in zip(together, variants):
+        alone = pipeline.process_image(str(photo), variant["operations"], str(tmp_path / f"alone.{variant['name']}"), 50_000_000)
+        assert (result["width"], result["height"]) == (alone["width"], alone["height"]), variant["name"]
+        with Image.open(result["path"]) as shared_output, Image.open(alone["path"]) as alone_output:
+            difference = ImageChops.difference(shared_output.convert("RGB"), alone_output.convert("RGB"))
+            mean = sum(ImageStat.Stat(difference).mean) / 3
+            assert mean < 1.5, f"{variant['name']}: mean difference {mean:.2f} of 255"
+
+
+def test_no_shared_resize_when_a_variant_keeps_the_full_size(tmp_path):
+    photo = gradient_photo(tmp_path / "photo.png")
+    variants = validate_variants({**WEB_SET, "full": [{"type": "grayscale"}]}, None, PRESETS)
+    timings = []
+    results = pipeline.process_variants(str(photo), variants, stems(tmp_path), 50_000_000, timings)
+    assert "shared_resize" not in [step for step, *_ in timings]
+    assert (results[-1]["width"], results[-1]["height"]) == (2400, 1600)
+
+
+def test_the_failure_reported_is_the_first_variant_in_request_order(photo, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    variants = validate_variants({
+        "slow": [{"type": "blur", "radius": 8}, {"type": "crop", "left": 390, "top": 0, "width": 100, "height": 10}],
+        "fast": [{"type": "crop", "left": 0, "top": 290, "width": 10, "height": 100}],
+        "fine": [{"type": "grayscale"}],
+    }, None, PRESETS)
+    with pytest.raises(PipelineError) as failed:
+        pipeline.process_variants(str(photo), variants, stems(out), 50_000_000)
+    assert failed.value.variant == "slow"
+    assert os.listdir(out) == []
+
+
+def test_an_empty_variants_object_asks_for_nothing_more():
+    # Found by the contract fuzzing: `variants={}` made the upload a 500 (no primary variant).
+    assert validate_variants({}, None, PRESETS) == [{"name": "default", "operations": []}]
+    assert validate_variants({}, [RESIZE], PRESETS) == [{"name": "default", "operations": [RESIZE_VALIDATED]}]
+    assert primary_variant(validate_variants({}, None, PRESETS))["name"] == "default"
+    for not_an_object in ([], "", 0, [["a", []]]):
+        assert refusal(not_an_object).details["variant"] is None
