@@ -208,9 +208,12 @@ def test_sign_up_log_out_and_log_in_again(open_console, suite):
     expect(page.get_by_role("alert")).to_be_hidden()
 
 
-def test_upload_with_a_resize_completes_and_its_thumbnail_renders(open_console, account, suite, tmp_path):
+def test_upload_with_a_pipeline_completes_and_its_thumbnail_renders(open_console, account, suite, tmp_path):
     user, _ = account
     page = open_console().page
+    served_media_types = []
+    page.on("response", lambda answer: served_media_types.append(answer.headers.get("content-type"))
+            if "/media/" in answer.url else None)
     log_in(page, user["email"])
 
     page.get_by_label("Image").set_input_files([PHOTO, FLOWER])  # several at once
@@ -219,6 +222,9 @@ def test_upload_with_a_resize_completes_and_its_thumbnail_renders(open_console, 
     step = page.get_by_role("group", name="Step 1: resize")
     step.get_by_label("width", exact=True).fill("320")
     step.get_by_label("fit", exact=True).select_option("inside")
+    page.get_by_label("Operation").select_option("convert")
+    page.get_by_role("button", name="Add step").click()
+    page.get_by_role("group", name="Step 2: convert").get_by_label("format", exact=True).select_option("auto")
     page.get_by_label("Variant").fill("web")
     page.get_by_label("thumbnail", exact=True).check()
     page.get_by_role("button", name="Upload").click()
@@ -237,7 +243,8 @@ def test_upload_with_a_resize_completes_and_its_thumbnail_renders(open_console, 
     details = page.get_by_role("dialog", name=PHOTO.name)
     expect(details).to_be_visible()
     expect(details.get_by_role("heading", name="web")).to_be_visible()
-    expect(details.get_by_text(re.compile(r"^320 × \d+, jpeg, "))).to_be_visible()
+    expect(details.get_by_text(re.compile(r"^320 × \d+, jpeg, "))).to_be_visible()  # jpeg: the fallback
+    expect(details.get_by_text("Served as the smallest the browser accepts of: ")).to_be_visible()
     expect(details.get_by_text(re.compile(r"^256 × 256, jpeg, "))).to_be_visible()
     signed = details.get_by_label("Signed URL of thumbnail", exact=True).input_value()
     assert signed.startswith(f"{suite.url}/media/")
@@ -246,6 +253,8 @@ def test_upload_with_a_resize_completes_and_its_thumbnail_renders(open_console, 
     assert requests.get(signed, timeout=10).headers["Content-Type"] == "image/jpeg"  # no token needed
     for variant in details.get_by_role("img").all():
         wait_until_rendered(variant)
+    # Chromium names AVIF and WebP in its Accept header: the "auto" variant came in one of them.
+    assert {"image/avif", "image/webp"} & set(served_media_types), served_media_types
     page.screenshot(path=tmp_path / "details.png")
 
 
