@@ -8,6 +8,7 @@ variable a pod gets is a real setting, and every setting a service reads (found 
 set in the cluster or has a default that works there.
 """
 import ast
+import os
 import re
 import shlex
 import subprocess
@@ -40,8 +41,9 @@ SDK_VARIABLES = {"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_D
 SDK_PREFIXES = ("OTEL_",)
 
 # Settings whose empty default is the wrong choice in a cluster: the object store is the storage
-# backend (no shared disk), mail goes out over SMTP (no outbox folder to read), and the gateway
-# verifies media URLs with the key upload_service signs them with (it has no JWT private key).
+# backend (no shared disk), mail goes out over SMTP (no outbox folder to read), the gateway
+# verifies media URLs with the key upload_service signs them with (it has no JWT private key), and
+# links in emails must not point at the local gateway (http://127.0.0.1:GATEWAY_PORT).
 REQUIRED_IN_A_CLUSTER = {"STORAGE_URL", "SMTP_URL", "MEDIA_SIGNING_KEY", "PUBLIC_BASE_URL"}
 # Settings a service reads only when another is empty, which the cluster sets.
 FALLBACK_OF = {"STORAGE_DIR": "STORAGE_URL", "MAIL_OUTBOX_DIR": "SMTP_URL",
@@ -473,8 +475,6 @@ def test_the_gateway_renders_the_images_own_nginx_conf(deployments):
 def test_the_gateway_route_is_what_render_nginx_conf_computes_with_a_venv(environment_values, tmp_path):
     """`python -m shared.storage.gateway` (the init container) prints what render-nginx-conf's venv
     branch reads, and the no-venv branch (the nginx container) keeps those values."""
-    import os
-
     clean = {name: value for name, value in os.environ.items()
              if not name.startswith(("AWS_", "STORAGE_", "S3_", "MEDIA_"))}
     printed = subprocess.run([sys.executable, "-m", "shared.storage.gateway"], cwd=REPO_ROOT, capture_output=True,
