@@ -205,8 +205,10 @@ def test_each_deployment_has_a_service_on_its_port(resources, deployments):
         assert {port["targetPort"] for port in service["spec"]["ports"]} <= port_names, name
 
 
-def test_the_gateway_reaches_each_service_by_its_kubernetes_name(resources, config_maps):
+def test_the_gateway_reaches_each_service_by_its_kubernetes_name(resources, deployments, config_maps):
     gateway = config_maps["imageproc-gateway"]
+    assert [port["containerPort"] for port in main_container(deployments["gateway"])["ports"]] == [int(gateway["GATEWAY_PORT"])]
+    assert gateway["GATEWAY_BIND"] == "0.0.0.0"
     for name, service in DEPLOYMENTS.items():
         host, port = gateway[f"{service.split('_')[0].upper()}_SERVICE_ADDR"].split(":")
         assert host == name and int(port) == resources[("Service", name)]["spec"]["ports"][0]["port"]
