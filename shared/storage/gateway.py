@@ -7,6 +7,10 @@ A store of one's own (AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL set) is addressed p
 boto3 does here: http://endpoint/<bucket>/<key>. AWS's own S3 virtual-hosted style:
 https://<bucket>.s3.<region>.amazonaws.com/<key>. With file:// the route is a placeholder that
 no request takes.
+
+`python -m shared.storage.gateway` prints both as shell assignments, for a gateway container
+that has no venv (deploy/kubernetes/gateway.yaml works them out in an init container of the app
+image and hands them to scripts/render-nginx-conf).
 """
 import os
 from urllib.parse import urlsplit
@@ -42,3 +46,18 @@ def media_location(config):
     if isinstance(location, BucketLocation):
         return f"/_objects/{location.key('outputs/')}"
     return "/_storage/outputs/"
+
+
+def route_assignments(config):
+    """The lines `python -m shared.storage.gateway` prints: NAME=value, shell-quoted."""
+    import shlex
+
+    names = ("S3_SCHEME", "S3_UPSTREAM", "S3_HOST", "S3_PATH_PREFIX")
+    values = dict(zip(names, object_store_route(config))) | {"MEDIA_LOCATION": media_location(config)}
+    return "".join(f"{name}={shlex.quote(value)}\n" for name, value in values.items())
+
+
+if __name__ == "__main__":
+    from shared.config import load_config
+
+    print(route_assignments(load_config()), end="")

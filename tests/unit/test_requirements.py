@@ -5,7 +5,8 @@ import pytest
 
 from shared.config import REPO_ROOT
 
-TEST_TOOLS = ("pytest", "schemathesis", "hypothesis", "aiosmtpd", "openapi-spec-validator", "jsonschema", "playwright")
+TEST_TOOLS = ("pytest", "schemathesis", "hypothesis", "aiosmtpd", "openapi-spec-validator", "jsonschema", "playwright",
+              "kubernetes-validate")
 
 
 def pins(name):
