@@ -289,7 +289,8 @@ def print_runs(runs, out):
                              "services CPU us/req", "wrk CPU us/req", "machine busy"], out=out)
 
 
-def figures(medians, output_bytes, load_before, load_after):
+def figures(medians, output_bytes, machine):
+    """The verdicts and the figures behind them; `machine`: how busy other work kept it."""
     static, signed, download = (medians[side] for side in SIDES)
     rps_ratio = signed["requests_per_s"] / static["requests_per_s"]
     p99_ratio = signed["p99_ms"] / static["p99_ms"]
@@ -309,8 +310,9 @@ def figures(medians, output_bytes, load_before, load_after):
         info(NAME, "download CPU per request, nginx + services", download["nginx_us_per_request"]
              + download["services_us_per_request"], "us"),
         info(NAME, "output size", output_bytes, "bytes"),
-        info(NAME, "load average (1 min) before / after", load_after, "",
-             note=f"before {load_before:.2f}, after {load_after:.2f}"),
+        info(NAME, "cores kept busy by other processes, before the load", machine["others_cores"], "cores"),
+        info(NAME, "load average (1 min) at the end", machine["load_after"], "",
+             note=f"{machine['load_before']:.2f} when the load started"),
     ]
 
 
@@ -325,20 +327,22 @@ def run(rounds=ROUNDS, seconds=ROUND_SECONDS, out=print):
         for target in targets:
             content_type = verify(target, expected)
             out(f"delivery: {target.side:8} {target.url}: 200, {len(expected)} bytes, {content_type}, body equal")
+        # A shared machine: say how much of it other work took, next to the figures.
+        machine = {"others_cores": others_cpu_load(suite.process_pids().values()), "load_before": os.getloadavg()[0]}
         out(f"delivery: output {len(expected)} bytes ({OPERATIONS}); others keep "
-            f"{others_cpu_load(suite.process_pids().values()):.2f} cores busy before the load")
-        load_before = os.getloadavg()[0]
+            f"{machine['others_cores']:.2f} cores busy before the load")
         runs = measure(suite, targets, rounds, seconds, out)
-        load_after = os.getloadavg()[0]
+        machine["load_after"] = os.getloadavg()[0]
     finally:
         suite.stop()
     out(f"\n-- delivery: wrk -t{WRK_THREADS} -c{CONCURRENCY}, {rounds} rounds x {seconds} s per side "
         f"(after {WARMUP_SECONDS} s of warm-up each), order rotating; same gateway, same {len(expected)}-byte file")
     print_runs(runs, out)
     medians = {side: side_medians(runs, side) for side in SIDES}
-    results = figures(medians, len(expected), load_before, load_after)
+    results = figures(medians, len(expected), machine)
     print_table(results, "delivery", out)
-    save_results(NAME, results, {"runs": [asdict(r) for r in runs], "medians": medians, "operations": OPERATIONS})
+    save_results(NAME, results, {"runs": [asdict(r) for r in runs], "medians": medians, "operations": OPERATIONS,
+                                 "machine": machine})
     return results
 
 
