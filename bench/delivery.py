@@ -31,7 +31,6 @@ import resource
 import shutil
 import subprocess
 import sys
-import time
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -300,7 +299,7 @@ def print_runs(runs, out):
                              "services CPU us/req", "wrk CPU us/req", "machine busy"], out=out)
 
 
-def figures(medians, output_bytes, machine):
+def delivery_results(medians, output_bytes, machine):
     """The verdicts and the figures behind them; `machine`: how busy other work kept it."""
     static, signed, download = (medians[side] for side in SIDES)
     rps_ratio = signed["requests_per_s"] / static["requests_per_s"]
@@ -350,7 +349,7 @@ def run(rounds=ROUNDS, seconds=ROUND_SECONDS, out=print):
         f"(after {WARMUP_SECONDS} s of warm-up each), order rotating; same gateway, same {len(expected)}-byte file")
     print_runs(runs, out)
     medians = {side: side_medians(runs, side) for side in SIDES}
-    results = figures(medians, len(expected), machine)
+    results = delivery_results(medians, len(expected), machine)
     print_table(results, "delivery", out)
     save_results(NAME, results, {"runs": [asdict(r) for r in runs], "medians": medians, "operations": OPERATIONS,
                                  "machine": machine})
