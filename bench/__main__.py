@@ -11,7 +11,7 @@ import argparse
 import sys
 import time
 
-from bench import burst, event_loop, latency, longpoll, processing, storage, throughput, variants
+from bench import burst, delivery, event_loop, latency, longpoll, processing, storage, throughput, variants
 from bench.common import print_machine, print_table, save_results
 
 BENCHMARKS = {
@@ -22,6 +22,7 @@ BENCHMARKS = {
     "burst": burst.run,
     "event_loop": event_loop.run,
     "storage": storage.run,
+    "delivery": delivery.run,
     "variants": variants.run,
 }
 
