@@ -156,9 +156,9 @@ class SmtpSink:
         self.mailbox = Mailbox(folder)
 
 
-def start_smtp_sink(port, folder):
+def start_smtp_sink(port, folder, host="127.0.0.1"):
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.smtp_sink", "--port", str(port), "--dir", str(folder)],
+        [sys.executable, "-m", "tests.support.smtp_sink", "--port", str(port), "--dir", str(folder), "--host", host],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         text=True,

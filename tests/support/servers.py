@@ -55,7 +55,10 @@ class RabbitNode:
     `stop_app()`/`start_app()` stop and start the broker inside the running node: every client
     connection is closed, durable queues and persistent messages survive, as in a restart."""
 
-    def __init__(self, port=None):
+    def __init__(self, port=None, host="127.0.0.1"):
+        """`host`: the address it listens on (another than loopback lets guest in from there:
+        the multi-host tests reach it from network namespaces)."""
+        self.host = host
         self.port = port or free_port()
         self.dist_port = free_port(avoid={self.port})
         self.nodename = f"faults{uuid.uuid4().hex[:6]}@localhost"
@@ -72,8 +75,8 @@ class RabbitNode:
         self.folder = _folder_for("rabbitmq", "faults-rabbit-")
         (self.folder / "enabled_plugins").write_text("[].\n")
         (self.folder / "rabbitmq.conf").write_text(
-            f"listeners.tcp.local = 127.0.0.1:{self.port}\n"
-            "loopback_users.guest = true\n"
+            f"listeners.tcp.local = {self.host}:{self.port}\n"
+            + ("loopback_users.guest = true\n" if self.host == "127.0.0.1" else "loopback_users = none\n") +
             # the test machine's disk may be fuller than RabbitMQ's default margin likes
             "disk_free_limit.absolute = 10MB\n"
         )
@@ -85,13 +88,13 @@ class RabbitNode:
 
     def wait_running(self, timeout=COMMAND_TIMEOUT):
         self.ctl("wait", str(self.folder / "node.pid"), "--timeout", str(timeout), timeout=timeout + 10)
-        wait_for(lambda: port_open(self.port), timeout, f"RabbitMQ node {self.nodename} is not listening")
+        wait_for(lambda: port_open(self.port, self.host), timeout, f"RabbitMQ node {self.nodename} is not listening")
 
     def stop(self):
         if self.folder is None:
             return
         self.ctl("stop", check=False)
-        wait_for(lambda: not port_open(self.port), 30, "RabbitMQ node did not stop")
+        wait_for(lambda: not port_open(self.port, self.host), 30, "RabbitMQ node did not stop")
         # epmd forgets the node by itself; the node's files go
         shutil.rmtree(self.folder, ignore_errors=True)
         self.folder = None
@@ -99,12 +102,12 @@ class RabbitNode:
     def stop_app(self):
         """The broker goes away (connections closed, port closed); the Erlang node stays."""
         self.ctl("stop_app")
-        wait_for(lambda: not port_open(self.port), 30, "RabbitMQ did not stop listening")
+        wait_for(lambda: not port_open(self.port, self.host), 30, "RabbitMQ did not stop listening")
 
     def start_app(self):
         self.ctl("start_app")
         self.ctl("await_startup", "--timeout", "60")
-        wait_for(lambda: port_open(self.port), 60, "RabbitMQ did not listen again")
+        wait_for(lambda: port_open(self.port, self.host), 60, "RabbitMQ did not listen again")
 
     def restart(self):
         self.stop_app()
@@ -131,7 +134,7 @@ class RabbitNode:
     # -- use --------------------------------------------------------------------------------------
     def amqp_uri(self, vhost="/"):
         vhost = "" if vhost == "/" else vhost
-        return f"pyamqp://guest:guest@127.0.0.1:{self.port}/{vhost}"
+        return f"pyamqp://guest:guest@{self.host}:{self.port}/{vhost}"
 
     def ctl(self, *args, timeout=COMMAND_TIMEOUT, check=True):
         return _run(["rabbitmqctl", "-q", "-n", self.nodename, *args], timeout=timeout, env=self._env(), check=check)
@@ -158,7 +161,7 @@ class RabbitNode:
         return {
             **os.environ,
             "RABBITMQ_NODENAME": self.nodename,
-            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_IP_ADDRESS": self.host,
             "RABBITMQ_NODE_PORT": str(self.port),
             "RABBITMQ_DIST_PORT": str(self.dist_port),
             "RABBITMQ_CONFIG_FILE": str(folder / "rabbitmq.conf"),
@@ -181,7 +184,8 @@ class RabbitNode:
 class PostgresCluster:
     """A throwaway PostgreSQL cluster (initdb, trust authentication, fsync off) on its own port."""
 
-    def __init__(self, port=None):
+    def __init__(self, port=None, host="127.0.0.1"):
+        self.host = host
         self.port = port or free_port()
         self.folder = None
 
@@ -198,7 +202,10 @@ class PostgresCluster:
             self.folder = _folder_for("postgres", "faults-postgres-")
             self._as_postgres(POSTGRES_BIN / "initdb", "-D", self.data, "-A", "trust", "-U", "postgres",
                               "--no-sync", "-E", "UTF8", "--locale", "C")
-        options = (f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+            if self.host != "127.0.0.1":  # trust from the other hosts' network too (a test's own)
+                with open(self.data / "pg_hba.conf", "a") as hba:
+                    hba.write(f"host all all {self.host.rsplit('.', 1)[0]}.0/24 trust\n")
+        options = (f"-p {self.port} -k {self.folder} -c listen_addresses={self.host} -c fsync=off "
                    "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300")
         self._as_postgres(POSTGRES_BIN / "pg_ctl", "-D", self.data, "-o", options, "-l", self.log_path,
                           "-w", "-t", "60", "start")
@@ -229,10 +236,10 @@ class PostgresCluster:
             return False
 
     def dsn(self, database="postgres"):
-        return f"host=127.0.0.1 port={self.port} user=postgres dbname={database}"
+        return f"host={self.host} port={self.port} user=postgres dbname={database}"
 
     def url(self, database):
-        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{database}"
+        return f"postgresql+psycopg2://postgres@{self.host}:{self.port}/{database}"
 
     def create_database(self, name):
         connection = psycopg2.connect(self.dsn())
@@ -255,7 +262,8 @@ class PostgresCluster:
 class RedisServer:
     """A redis-server without persistence: a restart comes back empty (stopped and flushed)."""
 
-    def __init__(self, port=None):
+    def __init__(self, port=None, host="127.0.0.1"):
+        self.host = host
         self.port = port or free_port()
         self.folder = None
 
@@ -263,7 +271,7 @@ class RedisServer:
         if self.folder is None:
             self.folder = Path(tempfile.mkdtemp(prefix="faults-redis-", dir=os.environ.get("TEST_SERVERS_TMP", "/tmp")))
         _run([
-            "redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
+            "redis-server", "--bind", self.host, "--protected-mode", "no", "--port", str(self.port), "--save", "", "--appendonly", "no",
             "--daemonize", "yes", "--pidfile", str(self.folder / "redis.pid"), "--dir", str(self.folder),
             "--logfile", str(self.folder / "redis.log"),
         ])
@@ -273,30 +281,30 @@ class RedisServer:
     def stop(self):
         """Shuts the server down without saving: started again, it is empty."""
         with contextlib.suppress(redis.ConnectionError):
-            redis.Redis(port=self.port, socket_timeout=5).shutdown(nosave=True)
-        wait_for(lambda: not port_open(self.port), 30, "Redis did not stop")
+            redis.Redis(host=self.host, port=self.port, socket_timeout=5).shutdown(nosave=True)
+        wait_for(lambda: not port_open(self.port, self.host), 30, "Redis did not stop")
 
     def flush(self):
-        redis.Redis(port=self.port, socket_timeout=5).flushall()
+        redis.Redis(host=self.host, port=self.port, socket_timeout=5).flushall()
 
     def destroy(self):
         if self.folder is None:
             return
         with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
             os.kill(int((self.folder / "redis.pid").read_text()), signal.SIGKILL)
-        wait_for(lambda: not port_open(self.port), 30, "Redis did not stop")
+        wait_for(lambda: not port_open(self.port, self.host), 30, "Redis did not stop")
         shutil.rmtree(self.folder, ignore_errors=True)
         self.folder = None
 
     def url(self, db=0):
-        return f"redis://127.0.0.1:{self.port}/{db}"
+        return f"redis://{self.host}:{self.port}/{db}"
 
     def client(self, db=0):
-        return redis.Redis(port=self.port, db=db, socket_timeout=5, decode_responses=True)
+        return redis.Redis(host=self.host, port=self.port, db=db, socket_timeout=5, decode_responses=True)
 
     def _pings(self):
         try:
-            return redis.Redis(port=self.port, socket_timeout=1).ping()
+            return redis.Redis(host=self.host, port=self.port, socket_timeout=1).ping()
         except redis.RedisError:
             return False
 
