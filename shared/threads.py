@@ -8,6 +8,7 @@ event loop, which only needs them for moments, runs first, and the CPU-bound wor
 cycle left over.
 """
 import contextvars
+import math
 import os
 
 from eventlet import patcher, tpool
@@ -44,11 +45,31 @@ def _lower_this_thread():
 
 
 def usable_cores():
-    """The cores this process may run on (a container's or taskset's limit, not the machine's)."""
+    """The cores this process may use: those it may run on (taskset, cpuset), and no more than its
+    container's CPU quota (a Kubernetes or Compose CPU limit), rounded up: threads beyond it would
+    only be throttled."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    quota = cpu_quota()
+    return max(1, min(cores, math.ceil(quota))) if quota else cores
+
+
+def cpu_quota(root="/sys/fs/cgroup"):
+    """The CPU limit of this process's cgroup in cores (cgroup v2 `cpu.max`, v1
+    `cpu.cfs_quota_us` / `cpu.cfs_period_us`, as a container sees its own), None without one."""
+    try:
+        quota, period = open(f"{root}/cpu.max").read().split()
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int(open(f"{root}/cpu/cpu.cfs_quota_us").read())
+        period = int(open(f"{root}/cpu/cpu.cfs_period_us").read())
+        return None if quota <= 0 else quota / period
+    except (OSError, ValueError):
+        return None
 
 
 def in_native_threads(jobs, workers):

@@ -3,6 +3,7 @@
 # that has no venv to ask shared/storage/gateway.py. Sets and exports what object_store_route()
 # returns there, from the same variables:
 #   S3_SCHEME S3_UPSTREAM ("host:port") S3_HOST (the Host signed) S3_PATH_PREFIX
+# and MEDIA_LOCATION, where signed /media/ URLs find outputs (media_location() there).
 # A store with AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) is addressed path-style,
 # http://endpoint/<bucket>/<key>; AWS's own S3 virtual-hosted style,
 # https://<bucket>.s3.<region>.amazonaws.com/<key>. Without an s3:// STORAGE_URL nothing is set and
@@ -49,7 +50,11 @@ case ${STORAGE_URL:-} in
             S3_UPSTREAM=$S3_HOST:443
             S3_PATH_PREFIX=/
         fi
-        export S3_SCHEME S3_UPSTREAM S3_HOST S3_PATH_PREFIX
-        unset _s3_bucket _s3_endpoint _s3_authority _s3_default_port _s3_hostname _s3_port _s3_region
+        _s3_prefix=${STORAGE_URL#s3://$_s3_bucket}
+        _s3_prefix=${_s3_prefix#/}
+        _s3_prefix=${_s3_prefix%/}
+        MEDIA_LOCATION=/_objects/${_s3_prefix:+$_s3_prefix/}outputs/
+        export S3_SCHEME S3_UPSTREAM S3_HOST S3_PATH_PREFIX MEDIA_LOCATION
+        unset _s3_bucket _s3_prefix _s3_endpoint _s3_authority _s3_default_port _s3_hostname _s3_port _s3_region
         ;;
 esac

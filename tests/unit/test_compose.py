@@ -843,26 +843,26 @@ def gateway_route(environment):
     """What deploy/seaweedfs/gateway-s3-route.sh exports, sourced as the nginx container does; None
     for what it leaves unset."""
     script = f'. {shlex.quote(str(GATEWAY_S3_ROUTE))} || exit 3\n' \
-             'for name in S3_SCHEME S3_UPSTREAM S3_HOST S3_PATH_PREFIX; do\n' \
+             'for name in S3_SCHEME S3_UPSTREAM S3_HOST S3_PATH_PREFIX MEDIA_LOCATION; do\n' \
              '    if printenv "$name" >/dev/null; then printenv "$name"; else echo "<unset>"; fi\n' \
              'done\n'
     result = subprocess.run(["bash", "-c", script], env={"PATH": os.environ["PATH"], **environment},
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     values = tuple(result.stdout.splitlines())
-    return None if values == ("<unset>",) * 4 else values
+    return None if values == ("<unset>",) * 5 else values
 
 
 @pytest.mark.parametrize("environment", ROUTE_CASES, ids=lambda environment: " ".join(environment.values()))
 def test_gateway_route_in_compose_is_object_store_route(monkeypatch, environment):
-    from shared.storage.gateway import object_store_route
+    from shared.storage.gateway import media_location, object_store_route
 
     for name in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION"):
         monkeypatch.delenv(name, raising=False)
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     config = {"STORAGE_URL": environment["STORAGE_URL"], "STORAGE_DIR": "var/storage"}
-    assert gateway_route(environment) == object_store_route(config)
+    assert gateway_route(environment) == (*object_store_route(config), media_location(config))
 
 
 def test_gateway_route_leaves_the_folder_store_alone_and_refuses_a_bad_endpoint():

@@ -6,7 +6,8 @@ import eventlet
 import pytest
 from eventlet import patcher
 
-from shared.threads import CPU_WORK_NICENESS, in_native_threads, run_in_thread, usable_cores
+from shared import threads
+from shared.threads import CPU_WORK_NICENESS, cpu_quota, in_native_threads, run_in_thread, usable_cores
 
 native_threading = patcher.original("threading")
 request_id = contextvars.ContextVar("request_id", default=None)
@@ -57,5 +58,18 @@ def test_jobs_run_side_by_side_on_native_threads_and_answer_in_order():
     assert {result[1][1] for result, _ in (outcomes[0], outcomes[2])} == {max(os.getpriority(os.PRIO_PROCESS, 0), CPU_WORK_NICENESS)}
 
 
-def test_usable_cores_is_this_process_affinity():
-    assert usable_cores() == len(os.sched_getaffinity(0))
+def test_usable_cores_is_this_process_affinity_within_its_cpu_quota(tmp_path, monkeypatch):
+    assert usable_cores() <= len(os.sched_getaffinity(0))
+    (tmp_path / "cpu.max").write_text("150000 100000\n")  # a container limited to 1.5 cores (v2)
+    assert cpu_quota(tmp_path) == 1.5
+    monkeypatch.setattr(threads, "cpu_quota", lambda: 1.5)
+    assert usable_cores() == min(2, len(os.sched_getaffinity(0)))
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cpu_quota(tmp_path) is None
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert cpu_quota(v1) is None
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("50000\n")
+    assert cpu_quota(v1) == 0.5
