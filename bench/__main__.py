@@ -11,7 +11,7 @@ import argparse
 import sys
 import time
 
-from bench import burst, delivery, event_loop, latency, longpoll, processing, storage, throughput, variants
+from bench import burst, delivery, event_loop, latency, longpoll, processing, scaleout, storage, throughput, variants
 from bench.common import print_machine, print_table, save_results
 
 BENCHMARKS = {
@@ -24,6 +24,7 @@ BENCHMARKS = {
     "storage": storage.run,
     "delivery": delivery.run,
     "variants": variants.run,
+    "scaleout": scaleout.run,
 }
 
 

@@ -53,9 +53,18 @@ SUITE_ENV = {
     ).items()
     if os.environ.get(key) != value
 }
-PROCESS_CMD = [
-    ".venv/bin/nameko", "run", "--config", "config.yaml", "process_service.service:ProcessService",
-]
+SERVICE_CLASSES = {
+    "user_service": "UserService",
+    "upload_service": "UploadService",
+    "process_service": "ProcessService",
+    "notification_service": "NotificationService",
+}
+
+
+def service_command(service):
+    """How the Procfile runs `service` (without scripts/respawn): `nameko run` of its class."""
+    return [".venv/bin/nameko", "run", "--config", "config.yaml", f"{service}.service:{SERVICE_CLASSES[service]}"]
+
 
 
 def suite_env(**extra):
@@ -175,7 +184,7 @@ class Suite(LaunchedSuite):
         for index, child in enumerate(children_of(self.pids["nginx"])):
             pids[f"nginx worker {index + 1}"] = child
         for index, extra in enumerate(self.extra):
-            pids[f"process_service #{index + 2}"] = extra.pid
+            pids[f"{extra.service} #{index + 2}"] = extra.pid
         return pids
 
     def log_records(self, since=None):
@@ -189,19 +198,26 @@ class Suite(LaunchedSuite):
     # -- extra process_service processes -----------------------------------------------------------
 
     def start_process_service(self, port):
-        extra = ExtraProcessService(port)
+        return self.start_extra("process_service", port)
+
+    def start_extra(self, service, port):
+        """One more instance of `service` beside the suite's own, on `port` (the gateway reaches
+        an extra upload_service only if the suite's env lists it in UPLOAD_SERVICE_ADDR)."""
+        extra = ExtraService(service, port, self.env)
         extra.start()
         self.extra.append(extra)
         self.extra_history.append(extra)
         return extra
 
 
-class ExtraProcessService:
-    """One more process_service, started exactly as the Procfile starts the suite's own."""
+class ExtraService:
+    """One more instance of a service, started exactly as the Procfile starts the suite's own."""
 
-    def __init__(self, port):
+    def __init__(self, service, port, env=None):
+        self.service = service
         self.port = port
-        self.log_path = WORK_DIR / f"process_service-{port}-{time.strftime('%H%M%S')}.log"
+        self.base_env = env
+        self.log_path = WORK_DIR / f"{service}-{port}-{time.strftime('%H%M%S')}.log"
         self.proc = None
 
     @property
@@ -209,17 +225,18 @@ class ExtraProcessService:
         return self.proc.pid
 
     def start(self, timeout=60):
-        env = suite_env(WEB_SERVER_ADDRESS=f"127.0.0.1:{self.port}", OTEL_SERVICE_NAME="process_service")
+        env = {**(self.base_env or suite_env()), "WEB_SERVER_ADDRESS": f"127.0.0.1:{self.port}",
+               "OTEL_SERVICE_NAME": self.service}
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            PROCESS_CMD, cwd=REPO_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            service_command(self.service), cwd=REPO_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while not _http_ok(f"http://127.0.0.1:{self.port}/healthz", timeout=2):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"extra process_service on {self.port} did not start; see {self.log_path}")
+                raise RuntimeError(f"extra {self.service} on {self.port} did not start; see {self.log_path}")
             time.sleep(0.3)
         time.sleep(1.0)  # its queue consumer starts with the container; give it a moment
         return self

@@ -46,8 +46,9 @@ STALL_S = 30
 TARGET = 1.6
 
 
-async def _run_images(suite, session, token, data, operations, total):
-    """Runs `total` images through at CONCURRENCY; returns (seconds, completed, failures)."""
+async def run_images(suite, session, token, data, operations, total, concurrency=CONCURRENCY, completions=None):
+    """Runs `total` images through at `concurrency`; returns (seconds, completed, failures).
+    `completions`, a list, receives the time each completion was seen."""
     queue = asyncio.Queue()
     for index in range(total):
         queue.put_nowait(index)
@@ -71,12 +72,14 @@ async def _run_images(suite, session, token, data, operations, total):
                                                     wait=min(60, IMAGE_DEADLINE_S), deadline_s=IMAGE_DEADLINE_S)
             if final.get("status") == "completed":
                 done.append(t_seen)
+                if completions is not None:
+                    completions.append(t_seen)
                 progress[0] = time.time()
             else:
                 failures.append(f"image ended {final.get('status')}: {final.get('error')}")
 
     started = time.time()
-    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
     if queue.qsize():
         failures.append(f"stalled: no image completed for {STALL_S}s; {queue.qsize()} images not even uploaded")
     end = max(done) if done else time.time()
@@ -87,9 +90,9 @@ async def measure(suite, processes, operations, count, out):
     data = images.latency_photo().read_bytes()
     async with client.new_session() as session:
         token, _, _ = await client.make_user(session, suite.gateway)
-        await _run_images(suite, session, token, data, operations, CONCURRENCY)  # warm-up
+        await run_images(suite, session, token, data, operations, CONCURRENCY)  # warm-up
         with Sampler({**suite.process_pids(), "bench client": os.getpid()}) as sampler:
-            seconds, completed, failures = await _run_images(suite, session, token, data, operations, count)
+            seconds, completed, failures = await run_images(suite, session, token, data, operations, count)
     return {
         "processes": processes,
         "seconds": seconds,
