@@ -15,6 +15,8 @@ SENT_TTL_SECONDS = 30 * 24 * 3600
 # worker died mid-send lapses after this, and the redelivered event sends the email.
 RESERVATION_SECONDS = 120
 SENDING_PREFIX = "sending:"
+# A late reply (a busy host) is asked again before we send without a reservation.
+RESERVE_ATTEMPTS = 3
 # Deletes a reservation only if it is still the caller's (it may have lapsed and been taken since).
 RELEASE_SCRIPT = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
@@ -44,16 +46,26 @@ class SentLog:
 
     def reserve(self, message_id):
         token = SENDING_PREFIX + uuid.uuid4().hex
-        try:
-            if self.client.set(self._key(message_id), token, nx=True, ex=RESERVATION_SECONDS):
+        for attempt in range(RESERVE_ATTEMPTS):
+            try:
+                if self.client.set(self._key(message_id), token, nx=True, ex=RESERVATION_SECONDS):
+                    return Reservation("mine", token)
+                holder = self.client.get(self._key(message_id))
+            except redis.TimeoutError as exc:
+                # The reply was late, not necessarily the command: our SET may have gone through,
+                # or failed against another worker's reservation. Asking again tells which.
+                log.warning("sent-mail log slow (%s): asking again", exc)
+                continue
+            except redis.RedisError as exc:
+                log.warning("sent-mail log unavailable: %s", exc)
+                return Reservation("mine")
+            if holder == token:  # ours, from the attempt whose reply was lost
                 return Reservation("mine", token)
-            holder = self.client.get(self._key(message_id))
-        except redis.RedisError as exc:
-            log.warning("sent-mail log unavailable: %s", exc)
-            return Reservation("mine")
-        if holder is None:  # the reservation lapsed this instant: ask again on the next delivery
-            return Reservation("elsewhere")
-        return Reservation("elsewhere" if holder.startswith(SENDING_PREFIX) else "sent")
+            if holder is None:  # the reservation lapsed this instant: ask again on the next delivery
+                return Reservation("elsewhere")
+            return Reservation("elsewhere" if holder.startswith(SENDING_PREFIX) else "sent")
+        log.warning("sent-mail log unavailable: no answer in %d attempts", RESERVE_ATTEMPTS)
+        return Reservation("mine")
 
     def mark_sent(self, message_id):
         try:

@@ -3,9 +3,10 @@ import itertools
 from unittest import mock
 
 import pytest
+import redis
 from nameko.testing.services import worker_factory
 
-from notification_service.dependencies import Reservation
+from notification_service.dependencies import Reservation, SentLog
 from notification_service.mailer import MailDeliveryError
 from notification_service.service import NotificationService, absolute_url, public_base_url
 from shared import errors
@@ -206,3 +207,45 @@ def test_health_reports_each_dependency(service):
         report = service.health()
     assert report == {"service": "notification_service", "status": "unavailable",
                       "checks": {"amqp": "ok", "smtp": "error: OSError"}}
+
+
+class SlowRedis:
+    """Redis as a busy host answers it: some replies come too late (the command itself applied,
+    or not, as the real server would have done it)."""
+
+    def __init__(self, late_replies):
+        self.values = {}
+        self.late_replies = late_replies
+
+    def register_script(self, script):
+        return None
+
+    def _reply(self, value):
+        if self.late_replies:
+            self.late_replies -= 1
+            raise redis.TimeoutError("Timeout reading from socket")
+        return value
+
+    def set(self, key, value, nx=False, ex=None):
+        applied = not (nx and key in self.values)
+        if applied:
+            self.values[key] = value
+        return self._reply(applied or None)
+
+    def get(self, key):
+        return self._reply(self.values.get(key))
+
+
+def test_a_late_redis_reply_does_not_send_an_email_twice():
+    client = SlowRedis(late_replies=0)
+    first = SentLog(client).reserve("<welcome.1@x>")
+    client.late_replies = 1  # the second delivery's SET NX fails against the first's, its reply late
+    second = SentLog(client).reserve("<welcome.1@x>")
+    assert (first.state, second.state) == ("mine", "elsewhere")
+
+    client = SlowRedis(late_replies=1)  # our own SET applied, its reply lost: still ours
+    mine = SentLog(client).reserve("<welcome.2@x>")
+    assert mine.state == "mine" and client.values["mail-sent:<welcome.2@x>"] == mine.token
+
+    client = SlowRedis(late_replies=10)  # no answer at all: send anyway (a duplicate beats a loss)
+    assert SentLog(client).reserve("<welcome.3@x>").state == "mine"
