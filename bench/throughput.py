@@ -18,7 +18,8 @@ process_service already reaches most of that ceiling, so a second one has nothin
 
 Task: the latency benchmark's (4000x3000 photo-like JPEG q90 -> resize 800x600, compress 80),
 and a processing-heavy one (the same upload -> 1600 px WebP q80), where the pipeline is most of
-the work per image. Target (issue requirement 3): 2 processes >= 1.6x the images/s of 1 process.
+the work per image. The ratio of 2 processes to 1 is printed for the record: its old target (>= 1.6x)
+is replaced by bench.scaleout, where each instance has a CPU quota of its own.
 """
 import argparse
 import asyncio
@@ -43,7 +44,6 @@ COUNTS = {"jpeg-800x600": 100, "webp-1600": 40}
 # An image not final this long after its upload is counted as lost (a healthy run needs < 15 s).
 IMAGE_DEADLINE_S = 45
 STALL_S = 30
-TARGET = 1.6
 
 
 async def run_images(suite, session, token, data, operations, total, concurrency=CONCURRENCY, completions=None):
@@ -166,7 +166,9 @@ def run(suite=None, count=None, tasks=None, out=print):
         results.append(info(NAME, f"{task}: 1 process_service", one["images_per_s"], "img/s"))
         results.append(info(NAME, f"{task}: 2 process_service", two["images_per_s"], "img/s"))
         ratio = two["images_per_s"] / one["images_per_s"] if one["images_per_s"] else float("nan")
-        results.append(check(NAME, f"{task}: 2 processes vs 1", ratio, "x", ">=", TARGET))
+        # No target any more: one process already fills this 2-core machine, so the ratio says
+        # nothing about scaling; bench.scaleout measures that with a CPU quota per instance.
+        results.append(info(NAME, f"{task}: 2 processes vs 1", ratio, "x", note="scaling: see bench.scaleout"))
         results.extend(machine_ceiling(task, one))
         lost = sum(len(r["failures"]) for r in runs)
         if lost:
