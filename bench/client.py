@@ -68,6 +68,19 @@ async def upload(session, gateway, token, data, operations, filename="photo.jpg"
         return None, None, f"{type(exc).__name__}: {exc}", t_sent, time.time()
 
 
+async def completed_image(session, gateway, token, data, operations, variants=None):
+    """Uploads once and long-polls until `completed`; returns (image id, t_sent, t_accepted, t_seen).
+    Anything else (a refusal, a failed image) raises: a benchmark measures only what worked."""
+    code, body, error, t_sent, t_accepted = await upload(session, gateway, token, data, operations, variants=variants)
+    if code != 202:
+        raise RuntimeError(f"upload to {gateway} answered {code}: {body or error}")
+    image_id = body["image"]["id"]
+    final, t_seen = await wait_final(session, gateway, token, image_id, wait=60)
+    if final.get("status") != "completed":
+        raise RuntimeError(f"image {image_id} on {gateway} ended {final}")
+    return image_id, t_sent, t_accepted, t_seen
+
+
 async def status(session, gateway, token, image_id, wait=0):
     """GET /api/images/status/<id>?wait=N; returns (http status, body, t_done)."""
     async with session.get(f"{gateway}/api/images/status/{image_id}", params={"wait": str(wait)},

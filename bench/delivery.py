@@ -120,13 +120,7 @@ async def make_output(gateway):
     data = images.latency_photo().read_bytes()
     async with client.new_session() as session:
         token, _, _ = await client.make_user(session, gateway)
-        code, body, error, _, _ = await client.upload(session, gateway, token, data, OPERATIONS)
-        if code != 202:
-            raise RuntimeError(f"upload answered {code}: {body or error}")
-        image_id = body["image"]["id"]
-        final, _ = await client.wait_final(session, gateway, token, image_id, wait=60)
-        if final.get("status") != "completed":
-            raise RuntimeError(f"image {image_id} ended {final}")
+        image_id, *_ = await client.completed_image(session, gateway, token, data, OPERATIONS)
         async with session.get(f"{gateway}/api/images/{image_id}/url", params={"ttl": str(SIGNED_URL_TTL)},
                                headers=client.auth(token)) as response:
             minted = await response.json(content_type=None)

@@ -118,13 +118,7 @@ class RssSampler:
 
 
 async def one_image(session, gateway, token, data, operations):
-    code, body, error, t_sent, t_accepted = await client.upload(session, gateway, token, data, operations)
-    if code != 202:
-        raise RuntimeError(f"upload to {gateway} answered {code}: {body or error}")
-    image_id = body["image"]["id"]
-    final, t_seen = await client.wait_final(session, gateway, token, image_id, wait=60)
-    if final.get("status") != "completed":
-        raise RuntimeError(f"image {image_id} on {gateway} ended {final}")
+    image_id, t_sent, t_accepted, t_seen = await client.completed_image(session, gateway, token, data, operations)
     return {"id": image_id, "t_sent": t_sent, "t_accepted": t_accepted, "t_seen": t_seen}
 
 

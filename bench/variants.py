@@ -44,12 +44,7 @@ def suite_cpu(suite):
 
 async def completed(session, suite, token, data, operations=None, variants=None):
     """Uploads once and long-polls to `completed`; returns (t_sent, t_seen)."""
-    code, body, error, t_sent, _ = await client.upload(session, suite.gateway, token, data, operations, variants=variants)
-    if code != 202:
-        raise RuntimeError(f"upload answered {code}: {body or error}")
-    final, t_seen = await client.wait_final(session, suite.gateway, token, body["image"]["id"])
-    if final.get("status") != "completed":
-        raise RuntimeError(f"image ended {final}")
+    _, t_sent, _, t_seen = await client.completed_image(session, suite.gateway, token, data, operations, variants)
     return t_sent, t_seen
 
 
