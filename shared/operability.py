@@ -1,11 +1,11 @@
 """The probes every service answers: `GET /metrics`, `GET /healthz` (on its own port) and RPC
 `health` (for the gateway's aggregate and for `nameko shell`). A service inherits them and declares
 `_checks()`: {name: callable that raises when that dependency is unusable}."""
-from nameko.rpc import rpc
 
 from shared.health import health_response
 from shared.http import http
 from shared.metrics import metrics_response
+from shared.rpc import rpc
 
 
 class Probes:

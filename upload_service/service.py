@@ -8,7 +8,6 @@ import time
 import uuid
 from contextlib import contextmanager
 
-from nameko.rpc import rpc
 from nameko.timer import timer
 from sqlalchemy import func, select, tuple_
 from werkzeug.wrappers import Response
@@ -21,6 +20,7 @@ from shared import errors, logs
 from shared.auth import Auth
 from shared.delivery import Delivery, retrying_event_handler, retry_when_unavailable
 from shared.db import Database
+from shared.rpc import rpc
 from shared.transient import DATABASE_UNAVAILABLE_ERRORS
 from shared.health import check_amqp
 from shared.http import http

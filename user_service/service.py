@@ -4,7 +4,6 @@ import logging
 import uuid
 
 import redis
-from nameko.rpc import rpc
 from nameko.timer import timer
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -15,6 +14,7 @@ from shared.auth import Auth
 from shared.db import Database
 from shared.health import check_amqp
 from shared.http import http
+from shared.rpc import rpc
 from shared.service import Service
 from shared.outbox import Outbox
 from shared.revocation import is_revoked
