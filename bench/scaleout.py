@@ -25,6 +25,7 @@ image is printed, with the time the kernel held each limited group back (its quo
 """
 import argparse
 import asyncio
+import contextlib
 import sys
 import time
 
@@ -54,25 +55,19 @@ def upload_photo():
     return images.input_file(1400, 933, "jpeg", 85, seed=5).read_bytes()
 
 
-class Limited:
-    """The instances of one service in the suite, each in a CPU quota group of its own."""
+def limited(stack, service, pids, quota):
+    """Each instance of `service` in a CPU quota group of its own, left when `stack` closes (a
+    group that fails to start leaves those already made to the stack)."""
+    groups = []
+    for index, pid in enumerate(pids):
+        group = stack.enter_context(cgroups.CpuQuota(f"imageproc-bench-{service}-{index}", quota))
+        group.add(pid)
+        groups.append(group)
+    return groups
 
-    def __init__(self, service, pids, quota):
-        self.groups = [cgroups.CpuQuota(f"imageproc-bench-{service}-{index}", quota) for index in range(len(pids))]
-        self.pids = pids
 
-    def __enter__(self):
-        for group, pid in zip(self.groups, self.pids):
-            group.__enter__()
-            group.add(pid)
-        return self
-
-    def throttled(self):
-        return sum(group.throttled_seconds() for group in self.groups)
-
-    def __exit__(self, *exc):
-        for group in self.groups:
-            group.__exit__(*exc)
+def throttled(groups):
+    return sum(group.throttled_seconds() for group in groups)
 
 
 def started_suite(service, instances, out):
@@ -147,10 +142,11 @@ def measure(service, counts, measure_run, quota, out):
     for instances in counts:
         suite, pids = started_suite(service, instances, out)
         try:
-            with Limited(service, pids, quota) as limited:
-                throttled_before = limited.throttled()
+            with contextlib.ExitStack() as stack:
+                groups = limited(stack, service, pids, quota)
+                throttled_before = throttled(groups)
                 run = asyncio.run(measure_run(suite, instances))
-                run["throttled_s"] = limited.throttled() - throttled_before
+                run["throttled_s"] = throttled(groups) - throttled_before
         finally:
             suite.stop()
         run["per_s"] = run["count"] / run["seconds"]
