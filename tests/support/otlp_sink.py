@@ -8,6 +8,8 @@ OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:<port>), exactly as they would to J
 import argparse
 import gzip
 import json
+import signal
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -68,9 +70,12 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--file", required=True)
+    parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 in a container (tests/compose)")
     args = parser.parse_args()
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(args.file, threading.Lock()))
-    print(f"otlp sink listening on 127.0.0.1:{args.port}", flush=True)
+    # As PID 1 of a container (tests/compose) SIGTERM is ignored unless handled.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    server = ThreadingHTTPServer((args.host, args.port), make_handler(args.file, threading.Lock()))
+    print(f"otlp sink listening on {args.host}:{args.port}", flush=True)
     server.serve_forever()
 
 

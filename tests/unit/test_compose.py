@@ -21,6 +21,9 @@ import jsonschema
 import pytest
 import yaml
 
+from shared.healthcheck import probe_url
+from shared.settings import SETTINGS
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 PROCFILE = REPO_ROOT / "Procfile"
@@ -66,6 +69,17 @@ _PlainLoader.yaml_implicit_resolvers = {
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 
+
+def default_image(image):
+    """`${VARIABLE:-name:tag}` (an image the environment may replace) -> its default, `name:tag`."""
+    match = re.fullmatch(r"\$\{\w+:?-(.+)\}", image)
+    return match.group(1) if match else image
+
+
+def seconds(duration):
+    """A Compose duration such as `660s`, `1m30s` -> seconds."""
+    units = {"h": 3600, "m": 60, "s": 1}
+    return sum(int(number) * units[unit] for number, unit in re.findall(r"(\d+)([hms])", duration))
 
 def plain_yaml(text):
     return yaml.load(text, Loader=_PlainLoader)
@@ -227,9 +241,26 @@ def test_nameko_services_get_the_contracts_configuration(services):
 
 
 def test_healthchecks_probe_each_services_own_port(services):
+    """The image's probe (shared/healthcheck.py) asks the port of WEB_SERVER_ADDRESS: each service's own."""
     for name, (_, port) in NAMEKO_SERVICES.items():
-        probe = " ".join(services[name]["healthcheck"]["test"])
-        assert f"127.0.0.1:{port}/healthz" in probe, f"{name} healthcheck: {probe}"
+        assert services[name]["healthcheck"]["test"] == ["CMD", "python", "-m", "shared.healthcheck"], name
+        address = services[name]["environment"]["WEB_SERVER_ADDRESS"]
+        assert probe_url(address) == f"http://127.0.0.1:{port}/healthz", f"{name}: {address}"
+
+
+def test_the_dockerfile_has_the_same_healthcheck_and_drops_root():
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    assert 'CMD ["python", "-m", "shared.healthcheck"]' in dockerfile
+    final_stage = dockerfile.rsplit("\nFROM ", 1)[1]
+    assert "\nUSER app\n" in final_stage and "HEALTHCHECK" in final_stage
+    assert "ARG BASE_IMAGE=python:3.11-slim-bookworm" in dockerfile
+
+
+def test_process_service_is_given_time_to_finish_a_pipeline_on_stop(services):
+    """Compose's default 10 s would kill a pipeline mid-way on every `docker compose stop`."""
+    timeout = SETTINGS["PROCESSING_TIMEOUT_SECONDS"].default
+    assert seconds(services["process_service"]["stop_grace_period"]) > timeout
+    assert seconds(services["upload_service"]["stop_grace_period"]) > 60  # a long-poll's longest wait
 
 
 def test_every_long_running_service_has_a_healthcheck(services):
@@ -409,7 +440,9 @@ def test_services_depend_only_on_services_started_with_them(services):
         for dependency, condition in depends_on_of(service).items():
             needed = profiles_of(services[dependency])
             if (condition or {}).get("required", True) is False:
-                assert needed, f"{name}: {dependency} is never disabled, `required: false` would hide its failures"
+                # Jaeger only receives traces: a stack without it (tests/compose/offline.yml) still works.
+                assert needed or dependency == "jaeger", \
+                    f"{name}: {dependency} is never disabled, `required: false` would hide its failures"
                 continue
             assert not needed or needed & profiles_of(service), f"{name} needs {dependency}, started only with {needed}"
 
@@ -417,7 +450,7 @@ def test_services_depend_only_on_services_started_with_them(services):
 def test_observability_images_are_pinned_and_the_elastic_stack_is_one_version(services):
     versions = {}
     for name in ELK_SERVICES | ADDED_TO_DEFAULT:
-        image = services[name]["image"]
+        image = default_image(services[name]["image"])
         match = re.search(r":v?(\d+\.\d+\.\d+)$", image)
         assert match, f"{name}: {image} is not pinned to a release"
         versions[name] = match.group(1)
@@ -433,9 +466,10 @@ def test_deploy_files_are_mounted_read_only_and_none_is_left_over(services):
                 assert read_only, f"{name} mounts {source} writable"
                 mounted.append(source)
     assert DEPLOY_DIR.is_dir()
-    # deploy/kubernetes/ is no Compose file: tests/unit/test_kubernetes.py checks that every one is used.
+    # deploy/kubernetes/ is no Compose file: tests/unit/test_kubernetes.py checks that every one is used;
+    # deploy/debian-images/ is built by scripts/build-debian-images (and run by tests/compose/).
     for path in DEPLOY_DIR.rglob("*"):
-        if path.is_file() and DEPLOY_DIR / "kubernetes" not in path.parents:
+        if path.is_file() and not {DEPLOY_DIR / "kubernetes", DEPLOY_DIR / "debian-images"} & set(path.parents):
             used = any(path == source or source in path.parents for source in mounted)
             assert used, f"{path} is not mounted anywhere"
 
