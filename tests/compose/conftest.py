@@ -33,12 +33,18 @@ def _missing_requirement():
     return None
 
 
+def _is_compose_test(item):
+    return "tests/compose/" in str(item.fspath).replace(os.sep, "/")
+
+
 def pytest_collection_modifyitems(config, items):
+    """The compose tests run last: scripts/test builds their images in the background meanwhile."""
+    compose_tests = [item for item in items if _is_compose_test(item)]
+    items[:] = [item for item in items if not _is_compose_test(item)] + compose_tests
     reason = _missing_requirement()
     if reason:
-        for item in items:
-            if "tests/compose/" in str(item.fspath).replace(os.sep, "/"):
-                item.add_marker(pytest.mark.skip(reason=reason))
+        for item in compose_tests:
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(scope="session")

@@ -39,4 +39,6 @@ def test_every_direct_dependency_is_pinned_in_its_lock(listed):
 
 def test_the_container_image_installs_production_only():
     dockerfile = (REPO_ROOT / "Dockerfile").read_text()
-    assert "pip install -r requirements.lock" in dockerfile and "requirements-dev" not in dockerfile
+    assert "COPY requirements.lock /tmp/requirements.lock" in dockerfile
+    assert "pip install --no-compile -r /tmp/requirements.lock" in dockerfile
+    assert "requirements-dev" not in dockerfile
