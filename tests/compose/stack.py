@@ -24,8 +24,10 @@ CONTAINERS_CONF = Path(__file__).with_name("containers.conf")
 
 
 def podman_environment():
-    """The environment of every podman call: runc and ulimits it can set here (containers.conf)."""
-    return {**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF)}
+    """The environment of every podman call: runc and ulimits it can set here (containers.conf);
+    Docker's image format (keeps HEALTHCHECK), as scripts/build-debian-images builds, so a
+    `compose build` reuses its layers."""
+    return {**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF), "BUILDAH_FORMAT": "docker"}
 
 
 def run(command, timeout=600, check=True, env=None, capture=True):
