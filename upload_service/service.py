@@ -4,6 +4,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import time
 import uuid
 from contextlib import contextmanager
@@ -26,10 +27,10 @@ from shared.health import check_amqp
 from shared.http import http
 from shared.service import Service
 from shared.metrics import IMAGES_FINISHED, WORK_WAITING
+from shared.multipart import parse_with_file_at
 from shared.outbox import Outbox
 from shared.settings import setting
 from shared.storage import original_name
-from shared.storage.base import copy_limited
 from shared.storage.dependency import ImageStore
 from shared.threads import run_in_thread
 from shared.tracing import TracedEventDispatcher
@@ -104,19 +105,19 @@ class UploadService(Service):
         user_id = self.auth.user_id(request)
         logs.bind(user_id=user_id)
         request.max_content_length = self.limits.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
-        upload = self._single_file(request)
-        variants = validate_variants(
-            form_json(request, "variants"), form_json(request, "operations"), self.presets, self.limits.max_operations
-        )
-        operations = primary_variant(variants)["operations"]
-
         image_id = uuid.uuid4()
-        logs.bind(image_id=image_id)
         original_path = original_name(image_id)
-        # Validated from a local copy before anything reaches the store: a refused file costs it nothing.
+        # Validated from a local copy before anything reaches the store: a refused file costs it
+        # nothing. The parser writes the file there itself (shared/multipart.py): no second copy.
         with self.storage.staged(original_path) as staged:
-            with open(staged.path, "wb") as out:
-                size = copy_limited(upload.stream, out, self.limits.max_upload_bytes)
+            upload = self._single_file(request, staged.path)
+            variants = validate_variants(
+                form_json(request, "variants"), form_json(request, "operations"), self.presets,
+                self.limits.max_operations,
+            )
+            operations = primary_variant(variants)["operations"]
+            logs.bind(image_id=image_id)
+            size = os.path.getsize(staged.path)
             info = self._inspect(staged.path)
             staged.commit(content_type=MIME_TYPES[info["format"]])
         try:
@@ -444,8 +445,9 @@ class UploadService(Service):
             "storage": self.storage.check,
         }
 
-    def _single_file(self, request):
-        files = request.files.getlist("image")
+    def _single_file(self, request, path):
+        """The one file of the field `image`, written to `path` while the form is parsed."""
+        files = parse_with_file_at(request, "image", path, self.limits.max_upload_bytes)
         if len(files) != 1:
             raise errors.ValidationError(
                 "Send exactly one file in the multipart field 'image'",
