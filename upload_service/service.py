@@ -17,7 +17,7 @@ from imaging import decoding
 from imaging.failures import ImageFailure
 from imaging.formats import MIME_TYPES
 from imaging.validation import primary_variant, validate_variants
-from shared import errors, logs
+from shared import errors, logs, owner
 from shared.auth import Auth
 from shared.delivery import Delivery, retrying_event_handler, retry_when_unavailable
 from shared.db import Database
@@ -102,7 +102,7 @@ class UploadService(Service):
 
     @http("POST", "/api/images/upload")
     def upload(self, request):
-        user_id = self.auth.user_id(request)
+        user_id, contact = self.auth.user(request)
         logs.bind(user_id=user_id)
         request.max_content_length = self.limits.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
         image_id = uuid.uuid4()
@@ -148,6 +148,7 @@ class UploadService(Service):
                 "height": info["height"],
                 "operations": operations,
                 "variants": variants,
+                **({"owner": contact} if contact else {}),
             })
             session.commit()
         except BaseException:
@@ -342,7 +343,7 @@ class UploadService(Service):
                 "output_format": output["format"],
                 "output_size_bytes": output["size_bytes"],
                 "variant_outputs": outputs,
-            }, orphan_files=files)
+            }, orphan_files=files, contact=owner.contact(payload.get("owner")))
 
     @retrying_event_handler("process_service", "image_processing_failed")
     def on_processing_failed(self, payload):
@@ -352,9 +353,9 @@ class UploadService(Service):
                 "error_code": error["code"],
                 "error_message": error["message"][:500],
                 "error_details": error.get("details") or None,
-            })
+            }, contact=owner.contact(payload.get("owner")))
 
-    def _finish(self, image_id, status, values, orphan_files=()):
+    def _finish(self, image_id, status, values, orphan_files=(), contact=None):
         """Moves an image to a final status exactly once; a redelivered result changes nothing,
         and a final status never goes back."""
         with self.limits.result_slots:
@@ -372,10 +373,11 @@ class UploadService(Service):
                     self.storage.remove(*orphans)
                 self.db.session.rollback()
                 return
-            self._finish_locked(image, status, values)
+            self._finish_locked(image, status, values, contact)
 
-    def _finish_locked(self, image, status, values):
-        """Final status and the owner's email announcement, in one commit."""
+    def _finish_locked(self, image, status, values, contact=None):
+        """Final status and the owner's email announcement, in one commit. `contact`: the owner's
+        address when the result brought it (shared/owner.py), so the email needs no lookup."""
         for key, value in values.items():
             setattr(image, key, value)
         image.status = status
@@ -387,6 +389,8 @@ class UploadService(Service):
             "user_id": str(image.user_id),
             "original_filename": image.original_filename,
         }
+        if contact:
+            event["owner"] = contact
         if status == COMPLETED:
             # The email's link is signed for EMAIL_LINK_TTL from now: the mail goes out within a
             # second, or once the broker is back.
