@@ -47,6 +47,7 @@ from bench.common import (
     info,
     median,
     others_cpu_load,
+    total_cpu_seconds,
     print_machine,
     print_stats_table,
     print_table,
@@ -299,17 +300,25 @@ async def measure_task(suite, session, token, task, count, profile_dir=None):
     emails_before = emails_sent()
     processes = suite_processes(suite)
     profilers = start_profilers(suite, task, profile_dir) if profile_dir else []
+    machine_before = total_cpu_seconds()
     before = cpu_by_row(processes)
     wall0 = time.monotonic()
     seconds, completed, failures = await closed_loop(suite, session, token, spec, data, count)
     emails = wait_for_emails(emails_before + completed) - emails_before
     processes["PostgreSQL"] = sorted(set(processes["PostgreSQL"]) | set(postgres_backends()))
     after = cpu_by_row(processes)
+    machine_after = total_cpu_seconds()
     stop_profilers(profilers)
     used = cpu_used(before, after)
+    ours = sum(used[row] for row in SUITE_ROWS) + used["bench client"]
+    # What the rest of the machine used meanwhile (another build, other tests): the images/s of a
+    # shared machine say little without it.
+    busy, total = (machine_after[0] - machine_before[0]), (machine_after[1] - machine_before[1])
+    others_cores = max(0.0, busy - ours) / (total / (os.cpu_count() or 1))
     return {
         "task": task, "images": completed, "seconds": seconds, "images_per_s": completed / seconds,
         "emails": emails, "failures": failures, "phase_wall_s": time.monotonic() - wall0,
+        "other_load_cores": others_cores,
         "cpu_ms_per_image": {row: used[row] * 1000 / max(completed, 1) for row in used},
     }
 
@@ -359,6 +368,10 @@ def task_results(run, references, out):
             info(NAME, f"{task}: images/s at c={CONCURRENCY}", run["images_per_s"], "img/s"),
         ]
     results.append(info(NAME, f"{task}: suite / imaging.pipeline", suite_ms / pipeline_ms, "x"))
+    cores = os.cpu_count() or 1
+    results.append(info(NAME, f"{task}: ceiling of {cores} cores at this CPU per image", cores * 1000 / suite_ms, "img/s",
+                        note="the suite alone on the machine, every core busy"))
+    results.append(info(NAME, f"{task}: other load during the phase", run["other_load_cores"], "cores"))
     lost = len(run["failures"]) + max(0, run["images"] - run["emails"])
     if lost:
         results.append(check(NAME, f"{task}: failed images or missing emails", lost, "", "<=", 0, shown_limit="0",
