@@ -15,8 +15,9 @@ number of images:
   run beside other load over-counts them; the run prints the other load seen before it.
 The benchmark client itself is printed apart and is not part of the suite's figure.
 
-Reference, same run, same process (this one, before the suite phase: nothing else runs in it):
-the task done once with plain Pillow, median CPU time (`time.process_time`) of REFERENCE_ROUNDS:
+Reference, same run, same process (this one, before the suite starts and again after it stopped:
+nothing else runs in it then): the task done once with plain Pillow, median CPU time
+(`time.process_time`) of 2 x REFERENCE_ROUNDS:
 - jpeg: open, JPEG draft to the target scale, resize to fit 800x600 (LANCZOS), encode JPEG q80;
 - png:  open the 1000x1000 PNG, grayscale, GaussianBlur(2), UnsharpMask(2, 100%, 0), encode PNG;
 - webp: open, draft, resize to 1600 px wide (LANCZOS), encode WebP q80 (method 4).
@@ -146,7 +147,7 @@ def pipeline_reference(task, path):
         process_image(str(path), operations, f"{folder}/out", 50_000_000)
 
 
-def cpu_median(function, rounds=REFERENCE_ROUNDS, warmups=2):
+def cpu_samples(function, rounds=REFERENCE_ROUNDS, warmups=2):
     for _ in range(warmups):
         function()
     samples = []
@@ -154,7 +155,14 @@ def cpu_median(function, rounds=REFERENCE_ROUNDS, warmups=2):
         started = time.process_time()
         function()
         samples.append(time.process_time() - started)
-    return median(samples)
+    return samples
+
+
+def reference_samples(task):
+    """CPU seconds of the Pillow reference and of the pipeline, REFERENCE_ROUNDS each."""
+    path = TASKS[task]["input"]()
+    data = path.read_bytes()
+    return cpu_samples(lambda: pillow_reference(task, data)), cpu_samples(lambda: pipeline_reference(task, path))
 
 
 # -- the processes of the suite ---------------------------------------------------------------------
@@ -384,18 +392,22 @@ def run(count=None, tasks=None, out=print, profile_dir=None):
     counts = {task: count or TASKS[task]["images"] for task in tasks}
     print_machine(out)
     out(f"other load on the machine before the run: {others_cpu_load():.2f} cores busy")
-    references = {}
-    for task in tasks:
-        path = TASKS[task]["input"]()
-        data = path.read_bytes()
-        references[task] = (cpu_median(lambda: pillow_reference(task, data)) * 1000,
-                            cpu_median(lambda: pipeline_reference(task, path)) * 1000)
-        out(f"reference {task}: Pillow {references[task][0]:.1f} ms, imaging.pipeline {references[task][1]:.1f} ms")
+    # The reference is measured before the suite starts and again after it stopped, and the median
+    # of both taken: the same work costs more CPU time while the machine is busier (other builds on
+    # the shared cores), and the suite's phase lies between the two.
+    before = {task: reference_samples(task) for task in tasks}
     suite = Suite(out=out).start()
     try:
         runs = asyncio.run(run_tasks(suite, tasks, counts, profile_dir))
     finally:
         suite.stop()
+    references = {}
+    for task in tasks:
+        after = reference_samples(task)
+        references[task] = tuple(median(first + second) * 1000 for first, second in zip(before[task], after))
+        out(f"reference {task}: Pillow {median(before[task][0]) * 1000:.1f} ms before the suite, "
+            f"{median(after[0]) * 1000:.1f} ms after; imaging.pipeline {median(before[task][1]) * 1000:.1f} / "
+            f"{median(after[1]) * 1000:.1f} ms")
     results = []
     for each in runs:
         results.extend(task_results(each, references, out))
