@@ -13,12 +13,6 @@ from werkzeug.formparser import FormDataParser, MultiPartParser
 
 from shared import errors
 
-# werkzeug reads the body 64 kB at a time; each read goes through eventlet's socket, werkzeug's
-# LimitedStream and its multipart decoder in Python. Reading 512 kB at a time took the parse of a
-# 3.4 MB upload from 11-15 ms to 6-7 ms of CPU (an eventlet WSGI server fed by curl; 256 kB gained
-# nothing, 1 MB no more). A read holds at most this much at once per upload in flight.
-READ_BYTES = 512 * 1024
-
 
 def parse_with_file_at(request, field, path, max_bytes):
     """Parses `request`'s form, writing the first file part named `field` to `path`; returns the
@@ -61,7 +55,6 @@ class _DirectFormDataParser(FormDataParser):
     def _parse_multipart(self, stream, mimetype, content_length, options):
         parser = _DirectMultiPartParser(
             self.destinations,
-            buffer_size=READ_BYTES,
             stream_factory=self.stream_factory,
             max_form_memory_size=self.max_form_memory_size,
             max_form_parts=self.max_form_parts,
