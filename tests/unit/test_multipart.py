@@ -66,3 +66,13 @@ def test_a_full_disk_is_insufficient_storage(tmp_path, monkeypatch):
     request = request_with({"image": (io.BytesIO(b"x" * 100), "photo.png")})
     with pytest.raises(errors.InsufficientStorage):
         parse_with_file_at(request, "image", tmp_path / "staged.part", max_bytes=1000)
+
+
+def test_a_photo_sized_file_arrives_whole(tmp_path):
+    """Several megabytes, far above werkzeug's form memory limit (500 kB), which applies to fields only."""
+    content = bytes(range(256)) * (3_500_000 // 256)
+    target = tmp_path / "staged.part"
+    request = request_with({"image": (io.BytesIO(content), "photo.jpg"), "operations": "[]"})
+    parse_with_file_at(request, "image", target, max_bytes=10_000_000)
+    assert target.read_bytes() == content
+    assert request.form["operations"] == "[]"
