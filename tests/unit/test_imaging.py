@@ -189,12 +189,23 @@ def _damaged_jpegs(folder):
     differ from a full one if it skipped any of it."""
     import random
 
-    buffer = io.BytesIO()
     rnd = random.Random(15)
-    Image.frombytes("RGB", (640, 480), rnd.randbytes(640 * 480 * 3)).save(buffer, "JPEG", quality=90)
-    data = buffer.getvalue()
+    photo = Image.frombytes("RGB", (640, 480), rnd.randbytes(640 * 480 * 3))
+
+    def encoded(**options):
+        buffer = io.BytesIO()
+        photo.save(buffer, "JPEG", quality=90, **options)
+        return buffer.getvalue()
+
+    data = encoded()
     scan = data.index(b"\xff\xda")
     variants = {f"cut-{share}": data[: scan + (len(data) - scan) * share // 100] for share in (10, 50, 90, 99)}
+    # Other kinds of colour JPEG the grey draft decode must read as well: RGB without YCbCr (Adobe
+    # transform 0), progressive, no chroma subsampling; whole and cut.
+    for kind, options in {"rgb": {"keep_rgb": True}, "progressive": {"progressive": True}, "444": {"subsampling": 0}}.items():
+        whole = encoded(**options)
+        variants[kind] = whole
+        variants[f"{kind}-cut"] = whole[: len(whole) * 2 // 3]
     for share in (20, 60):
         at = scan + (len(data) - scan) * share // 100
         variants[f"eoi-{share}"] = data[:at] + b"\xff\xd9" + data[at:]
@@ -218,3 +229,4 @@ def test_the_jpeg_draft_decode_answers_every_file_as_a_full_decode_does(corpus_d
                for path in jpegs + _damaged_jpegs(tmp_path)}
     assert {name: draft for name, (draft, full) in answers.items() if draft != full} == {}
     assert answers["cut-50.jpg"][0] == "UnsupportedMediaType"
+    assert answers["rgb.jpg"][0] == answers["progressive.jpg"][0] == "accepted"
