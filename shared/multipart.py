@@ -17,12 +17,14 @@ from shared import errors
 def parse_with_file_at(request, field, path, max_bytes):
     """Parses `request`'s form, writing the first file part named `field` to `path`; returns the
     files of `field` (werkzeug's FileStorage objects: the first one's stream is `path`, closed).
-    A file larger than `max_bytes` is 413 `too_large`, a full disk 507, as when it was copied."""
-    destinations = {field: path}
+    A file larger than `max_bytes` is 413 `too_large`, a full disk 507, as when it was copied. A
+    body werkzeug cannot parse (cut short, no closing boundary) reads as no form at all, as it
+    always did: no files, whatever was written to `path` (the caller's staging removes it)."""
+    destination = _Destination(field, path)
 
     def make_parser():
         return _DirectFormDataParser(
-            destinations,
+            destination,
             stream_factory=request._get_file_stream,
             max_form_memory_size=request.max_form_memory_size,
             max_content_length=request.max_content_length,
@@ -40,21 +42,30 @@ def parse_with_file_at(request, field, path, max_bytes):
         raise
     finally:
         del request.make_form_data_parser
-    if field not in destinations:  # its first part was written to `path`
-        files[0].stream.close()  # written: whoever reads it next opens the path
-        if os.path.getsize(path) > max_bytes:
-            raise errors.TooLarge(f"The file is larger than {max_bytes} bytes", {"max_bytes": max_bytes})
+        if destination.file is not None:
+            destination.file.close()  # written (or abandoned): whoever reads it next opens the path
+    if files and files[0].stream is destination.file and os.path.getsize(path) > max_bytes:
+        raise errors.TooLarge(f"The file is larger than {max_bytes} bytes", {"max_bytes": max_bytes})
     return files
 
 
+class _Destination:
+    """Where the first file part named `field` goes; `file` once the parser opened it."""
+
+    def __init__(self, field, path):
+        self.field = field
+        self.path = path
+        self.file = None
+
+
 class _DirectFormDataParser(FormDataParser):
-    def __init__(self, destinations, **options):
+    def __init__(self, destination, **options):
         super().__init__(**options)
-        self.destinations = destinations
+        self.destination = destination
 
     def _parse_multipart(self, stream, mimetype, content_length, options):
         parser = _DirectMultiPartParser(
-            self.destinations,
+            self.destination,
             stream_factory=self.stream_factory,
             max_form_memory_size=self.max_form_memory_size,
             max_form_parts=self.max_form_parts,
@@ -68,12 +79,13 @@ class _DirectFormDataParser(FormDataParser):
 
 
 class _DirectMultiPartParser(MultiPartParser):
-    def __init__(self, destinations, **options):
+    def __init__(self, destination, **options):
         super().__init__(**options)
-        self.destinations = destinations  # shared with the caller: a used destination is gone
+        self.destination = destination
 
     def start_file_streaming(self, event, total_content_length):
-        path = self.destinations.pop(event.name, None)  # the first part of that name only
-        if path is None:
+        destination = self.destination
+        if event.name != destination.field or destination.file is not None:  # the first part of that name only
             return super().start_file_streaming(event, total_content_length)
-        return open(path, "w+b")  # werkzeug seeks back to the start once the part is complete
+        destination.file = open(destination.path, "w+b")  # werkzeug seeks back to the start once the part is complete
+        return destination.file

@@ -76,3 +76,14 @@ def test_a_photo_sized_file_arrives_whole(tmp_path):
     parse_with_file_at(request, "image", target, max_bytes=10_000_000)
     assert target.read_bytes() == content
     assert request.form["operations"] == "[]"
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.9, 1.0])
+def test_a_body_cut_short_or_unterminated_has_no_file(tmp_path, cut):
+    """werkzeug reads a multipart body it cannot parse as no form at all; the caller then answers
+    400 (no file), as before, never a 500 (tests/e2e/test_hostile_input.py)."""
+    body = b'--x\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n\r\n' + b"\xff\xd8" + b"y" * 200_000
+    body = body[: int(len(body) * cut)]
+    environ = EnvironBuilder(method="POST", path="/api/images/upload", data=body,
+                             content_type="multipart/form-data; boundary=x").get_environ()
+    assert parse_with_file_at(Request(environ), "image", tmp_path / "staged.part", max_bytes=10_000_000) == []
