@@ -11,7 +11,9 @@ import argparse
 import sys
 import time
 
-from bench import burst, delivery, event_loop, latency, longpoll, processing, scaleout, storage, throughput, variants
+from bench import (
+    burst, delivery, event_loop, latency, longpoll, processing, scaleout, storage, suite_cpu, throughput, variants,
+)
 from bench.common import print_machine, print_table, save_results
 
 BENCHMARKS = {
@@ -25,6 +27,7 @@ BENCHMARKS = {
     "delivery": delivery.run,
     "variants": variants.run,
     "scaleout": scaleout.run,
+    "suite_cpu": suite_cpu.run,
 }
 
 

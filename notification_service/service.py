@@ -2,7 +2,7 @@
 
 - `user_service.user_registered` -> a welcome email to the new address.
 - `upload_service.image_completed` / `image_failed` -> one email to the image's owner, whose address
-  comes from `user_service.get_user` over RPC.
+  comes with the event (`owner`, shared/owner.py), or else from `user_service.get_user` over RPC.
 
 Events are delivered at least once. Each email's Message-ID is derived from its event
 (`<image-ready.{image_id}@domain>`), so a redelivery produces the same message: the mail folder
@@ -15,7 +15,7 @@ import logging
 from notification_service import templates
 from notification_service.dependencies import SentMail
 from notification_service.mailer import MailDeliveryError, Mailer
-from shared import errors, logs
+from shared import errors, logs, owner
 from shared.delivery import Delivery, retrying_event_handler, retry_when_unavailable
 from shared.health import check_amqp
 from shared.service import Service
@@ -83,6 +83,9 @@ class NotificationService(Service):
         if not payload.get("user_id") or not payload.get("image_id"):
             log.error("image event without user_id or image_id: dropped")
             return None
+        contact = owner.contact(payload.get("owner"))
+        if contact:
+            return {"id": payload["user_id"], **contact}  # brought by the event (shared/owner.py)
         try:
             return self.users.get_user(payload["user_id"])
         except (errors.NotFound, errors.ValidationError):

@@ -19,7 +19,7 @@ from imaging.pipeline import PipelineError, process_variants, written_files
 from imaging.validation import primary_variant
 from process_service.isolation import Isolation, Suspect
 from process_service.lease import HeldClaim
-from shared import deadline, logs
+from shared import deadline, logs, owner
 from shared.delivery import Delivery, RetryAfter, retrying_event_handler, retry_when_unavailable
 from shared.health import check_amqp
 from shared.service import Service
@@ -62,6 +62,12 @@ def _remove_late_result(job):
     log.warning("a pipeline that had timed out ended: its result was removed")
 
 
+def owner_of(payload):
+    """The owner's address from `image_uploaded`, handed back with the result (shared/owner.py)."""
+    contact = owner.contact(payload.get("owner"))
+    return {"owner": contact} if contact else {}
+
+
 def record_steps(timings):
     """The pipeline's step timings as child spans of the current one, and as duration metrics."""
     for step, output_format, started, ended in timings:
@@ -86,7 +92,8 @@ class ProcessService(Service):
         image_id = payload["image_id"]
         logs.bind(image_id=image_id, user_id=payload.get("user_id"))
         def give_up(exc):
-            self._report_failure(image_id, ImageFailure.PROCESSING_UNAVAILABLE, "The image could not be processed in time")
+            self._report_failure(image_id, ImageFailure.PROCESSING_UNAVAILABLE, "The image could not be processed in time",
+                                 handed_back=owner_of(payload))
 
         with retry_when_unavailable(self.delivery, payload, on_give_up=give_up):
             try:
@@ -111,9 +118,9 @@ class ProcessService(Service):
                 except PipelineError as exc:
                     log.info("image failed: %s", exc.code, extra={"variant": exc.variant})
                     details = {"variant": exc.variant} if exc.variant else None
-                    self._report_failure(image_id, exc.code, exc.message, details)
+                    self._report_failure(image_id, exc.code, exc.message, details, owner_of(payload))
                     return
-                self.dispatch("image_processed", {"image_id": image_id, **output})
+                self.dispatch("image_processed", {"image_id": image_id, **output, **owner_of(payload)})
             log.info("image processed")
 
     def _skip(self, claim):
@@ -200,11 +207,11 @@ class ProcessService(Service):
         too_long = PipelineError(ImageFailure.PROCESSING_TIMEOUT, f"Processing took longer than {seconds:g} s")
         return deadline.wait_within(eventlet.spawn(run_in_thread, *args), seconds, too_long, on_late=abandon)
 
-    def _report_failure(self, image_id, code, message, details=None):
+    def _report_failure(self, image_id, code, message, details=None, handed_back=None):
         error = {"code": code, "message": message}
         if details:
             error["details"] = details
-        self.dispatch("image_processing_failed", {"image_id": image_id, "error": error})
+        self.dispatch("image_processing_failed", {"image_id": image_id, "error": error, **(handed_back or {})})
 
     def _refresh_gauges(self):
         try:

@@ -14,7 +14,7 @@ from nameko.extensions import DependencyProvider
 from nameko.exceptions import UnknownService
 from nameko.rpc import ReplyListener
 
-from shared import errors, redis_client
+from shared import errors, owner, redis_client
 from shared.config import resolve_path
 from shared.revocation import RevocationCache
 from shared.settings import setting
@@ -92,6 +92,11 @@ class Authenticator:
 
     def user_id(self, request):
         return self.claims(request)["sub"]
+
+    def user(self, request):
+        """`(user id, contact)`: the contact (shared/owner.py) when the token carries one, else None."""
+        claims = self.claims(request)
+        return claims["sub"], owner.contact(claims)
 
 
 class Auth(DependencyProvider):

@@ -1,7 +1,7 @@
 """PostgreSQL for nameko services: nameko-sqlalchemy's provider, configured by this project's names.
 
 `Database(Base, "USER_DATABASE_URL")` uses that key when set, else `DATABASE_URL`. Each engine is
-instrumented for tracing, checks connections before use (PostgreSQL restarts leave dead ones in the
+instrumented for tracing (when spans are exported), checks connections before use (PostgreSQL restarts leave dead ones in the
 pool) and fails fast when the server is away instead of holding a worker.
 """
 import logging
@@ -14,6 +14,7 @@ from sqlalchemy.orm import sessionmaker
 from nameko_sqlalchemy.database import Session
 
 from shared.settings import database_url
+from shared.tracing import spans_exported
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,8 @@ ENGINE_OPTIONS = {
 
 def make_engine(url, **options):
     engine = create_engine(url, **{**ENGINE_OPTIONS, **options})
-    SQLAlchemyInstrumentor().instrument(engine=engine, enable_commenter=False)
+    if spans_exported():  # else its spans would be made and dropped (shared/tracing.py)
+        SQLAlchemyInstrumentor().instrument(engine=engine, enable_commenter=False)
     return engine
 
 

@@ -54,12 +54,26 @@ def configure_tracing(service_name):
     _configured = True
     os.environ.setdefault("OTEL_SERVICE_NAME", service_name)
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
-    for name in os.environ.get("OTEL_TRACES_EXPORTER", "none").split(","):
-        exporter = _exporter(name.strip().lower())
+    for name in _exporter_names():
+        exporter = _exporter(name)
         if exporter is not None:
             provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
-    RedisInstrumentor().instrument()
+    if spans_exported():
+        RedisInstrumentor().instrument()
+
+
+def _exporter_names():
+    return [name.strip().lower() for name in os.environ.get("OTEL_TRACES_EXPORTER", "none").split(",")]
+
+
+def spans_exported():
+    """Whether this process exports spans at all. Without an exporter, the spans of every Redis
+    command and SQL statement (`RedisInstrumentor`, shared/db.py) are made and thrown away, a few
+    per request in every service; they are instrumented only when someone can see them. The spans
+    of the hops themselves (HTTP, RPC, events) are always made: the trace context they carry is
+    what joins the services' log lines, exported or not."""
+    return any(name not in ("", "none") for name in _exporter_names())
 
 
 def _exporter(name):

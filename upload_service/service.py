@@ -4,6 +4,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import time
 import uuid
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ from imaging import decoding
 from imaging.failures import ImageFailure
 from imaging.formats import MIME_TYPES
 from imaging.validation import primary_variant, validate_variants
-from shared import errors, logs
+from shared import errors, logs, owner
 from shared.auth import Auth
 from shared.delivery import Delivery, retrying_event_handler, retry_when_unavailable
 from shared.db import Database
@@ -26,10 +27,10 @@ from shared.health import check_amqp
 from shared.http import http
 from shared.service import Service
 from shared.metrics import IMAGES_FINISHED, WORK_WAITING
+from shared.multipart import parse_with_file_at
 from shared.outbox import Outbox
 from shared.settings import setting
 from shared.storage import original_name
-from shared.storage.base import copy_limited
 from shared.storage.dependency import ImageStore
 from shared.threads import run_in_thread
 from shared.tracing import TracedEventDispatcher
@@ -101,22 +102,22 @@ class UploadService(Service):
 
     @http("POST", "/api/images/upload")
     def upload(self, request):
-        user_id = self.auth.user_id(request)
+        user_id, contact = self.auth.user(request)
         logs.bind(user_id=user_id)
         request.max_content_length = self.limits.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
-        upload = self._single_file(request)
-        variants = validate_variants(
-            form_json(request, "variants"), form_json(request, "operations"), self.presets, self.limits.max_operations
-        )
-        operations = primary_variant(variants)["operations"]
-
         image_id = uuid.uuid4()
-        logs.bind(image_id=image_id)
         original_path = original_name(image_id)
-        # Validated from a local copy before anything reaches the store: a refused file costs it nothing.
+        # Validated from a local copy before anything reaches the store: a refused file costs it
+        # nothing. The parser writes the file there itself (shared/multipart.py): no second copy.
         with self.storage.staged(original_path) as staged:
-            with open(staged.path, "wb") as out:
-                size = copy_limited(upload.stream, out, self.limits.max_upload_bytes)
+            upload = self._single_file(request, staged.path)
+            variants = validate_variants(
+                form_json(request, "variants"), form_json(request, "operations"), self.presets,
+                self.limits.max_operations,
+            )
+            operations = primary_variant(variants)["operations"]
+            logs.bind(image_id=image_id)
+            size = os.path.getsize(staged.path)
             info = self._inspect(staged.path)
             staged.commit(content_type=MIME_TYPES[info["format"]])
         try:
@@ -147,6 +148,7 @@ class UploadService(Service):
                 "height": info["height"],
                 "operations": operations,
                 "variants": variants,
+                **({"owner": contact} if contact else {}),
             })
             session.commit()
         except BaseException:
@@ -341,7 +343,7 @@ class UploadService(Service):
                 "output_format": output["format"],
                 "output_size_bytes": output["size_bytes"],
                 "variant_outputs": outputs,
-            }, orphan_files=files)
+            }, orphan_files=files, contact=owner.contact(payload.get("owner")))
 
     @retrying_event_handler("process_service", "image_processing_failed")
     def on_processing_failed(self, payload):
@@ -351,9 +353,9 @@ class UploadService(Service):
                 "error_code": error["code"],
                 "error_message": error["message"][:500],
                 "error_details": error.get("details") or None,
-            })
+            }, contact=owner.contact(payload.get("owner")))
 
-    def _finish(self, image_id, status, values, orphan_files=()):
+    def _finish(self, image_id, status, values, orphan_files=(), contact=None):
         """Moves an image to a final status exactly once; a redelivered result changes nothing,
         and a final status never goes back."""
         with self.limits.result_slots:
@@ -371,10 +373,11 @@ class UploadService(Service):
                     self.storage.remove(*orphans)
                 self.db.session.rollback()
                 return
-            self._finish_locked(image, status, values)
+            self._finish_locked(image, status, values, contact)
 
-    def _finish_locked(self, image, status, values):
-        """Final status and the owner's email announcement, in one commit."""
+    def _finish_locked(self, image, status, values, contact=None):
+        """Final status and the owner's email announcement, in one commit. `contact`: the owner's
+        address when the result brought it (shared/owner.py), so the email needs no lookup."""
         for key, value in values.items():
             setattr(image, key, value)
         image.status = status
@@ -386,6 +389,8 @@ class UploadService(Service):
             "user_id": str(image.user_id),
             "original_filename": image.original_filename,
         }
+        if contact:
+            event["owner"] = contact
         if status == COMPLETED:
             # The email's link is signed for EMAIL_LINK_TTL from now: the mail goes out within a
             # second, or once the broker is back.
@@ -444,8 +449,9 @@ class UploadService(Service):
             "storage": self.storage.check,
         }
 
-    def _single_file(self, request):
-        files = request.files.getlist("image")
+    def _single_file(self, request, path):
+        """The one file of the field `image`, written to `path` while the form is parsed."""
+        files = parse_with_file_at(request, "image", path, self.limits.max_upload_bytes)
         if len(files) != 1:
             raise errors.ValidationError(
                 "Send exactly one file in the multipart field 'image'",

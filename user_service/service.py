@@ -76,6 +76,7 @@ class UserService(Service):
         with hashing_slot():
             user = self._find_by_email(email)
             user_id = user.id if user else None
+            contact = {"name": user.name, "email": user.email} if user else None
             # Unknown emails are checked against a dummy hash: same answer, similar time.
             password_hash = user.password_hash if user else self.passwords.dummy.value
             # bcrypt takes a quarter of a second: the pooled connection goes back first.
@@ -86,7 +87,7 @@ class UserService(Service):
             raise errors.InvalidCredentials()
         self.throttle.reset(email)
         logs.bind(user_id=user_id)
-        return 200, self.tokens.issue(user_id)
+        return 200, self.tokens.issue(user_id, contact)
 
     @http("GET", "/api/users/me")
     def me(self, request):

@@ -19,7 +19,10 @@ class TokenIssuer:
         self.audience = audience
         self.ttl_seconds = ttl_seconds
 
-    def issue(self, user_id):
+    def issue(self, user_id, contact=None):
+        """`contact`: the user's {"name", "email"}, carried as claims so that the services an upload
+        goes through can hand the owner's address to the image's email without asking user_service
+        (shared/owner.py)."""
         # iat to the millisecond (NumericDate may be fractional): a password change revokes every
         # token issued before it, even one issued in the same second.
         now = round(time.time(), 3)
@@ -30,6 +33,7 @@ class TokenIssuer:
             "iat": now,
             "exp": int(now) + self.ttl_seconds,
             "jti": uuid.uuid4().hex,
+            **{key: value for key, value in (contact or {}).items() if key in ("name", "email") and value},
         }
         token = jwt.encode(claims, self.private_key, algorithm=ALGORITHM, headers={"kid": self.kid})
         return {"access_token": token, "token_type": "Bearer", "expires_in": self.ttl_seconds}

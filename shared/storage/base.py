@@ -5,7 +5,6 @@ Stored names are relative and chosen by the server only (`originals/<image id>`,
 live. An upload's outputs are its variants (`default` when it asked for plain `operations`), one
 object per format made of each.
 """
-import errno
 from dataclasses import dataclass
 
 from shared import errors
@@ -44,24 +43,6 @@ class StoredObject:
     modified: float  # epoch seconds
     partial: bool = False
     upload_id: str = None  # an incomplete multipart upload's
-
-
-def copy_limited(stream, out, max_bytes):
-    """Copies `stream` into the open file `out`, refusing more than `max_bytes` while it copies
-    (a 413 with the limit, before the rest is read). Returns the size. A full disk is a 507."""
-    size = 0
-    try:
-        while chunk := stream.read(COPY_CHUNK):
-            size += len(chunk)
-            if size > max_bytes:
-                raise errors.TooLarge(f"The file is larger than {max_bytes} bytes", {"max_bytes": max_bytes})
-            out.write(chunk)
-        out.flush()
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise errors.InsufficientStorage() from exc
-        raise
-    return size
 
 
 class Staged:

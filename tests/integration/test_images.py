@@ -65,8 +65,8 @@ def client_for(config, web_url, redis_url):
     # No user_service here: stand in for its mirror of revocations (none revoked), as it keeps it.
     redis.Redis.from_url(redis_url).set(LOADED_KEY, "1")
 
-    def make(user_id=None):
-        return ImagesClient(web_url, issuer.issue(user_id or new_user_id())["access_token"])
+    def make(user_id=None, contact=None):
+        return ImagesClient(web_url, issuer.issue(user_id or new_user_id(), contact)["access_token"])
 
     return make
 

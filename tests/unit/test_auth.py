@@ -103,3 +103,11 @@ def test_key_id_is_the_rfc7638_thumbprint():
     raw = base64.urlsafe_b64decode("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo=")
     public_key = serialization.load_der_public_key(bytes.fromhex("302a300506032b6570032100") + raw)
     assert key_id(public_key) == "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+
+
+def test_a_token_carries_the_users_contact_for_the_image_emails(issuer, verifier):
+    token = issuer.issue("user-1", {"name": "Ada", "email": "ada@example.com", "password_hash": "never"})["access_token"]
+    claims = verifier.claims(token)
+    assert (claims["name"], claims["email"]) == ("Ada", "ada@example.com")
+    assert "password_hash" not in claims
+    assert "email" not in verifier.claims(issuer.issue("user-1")["access_token"])

@@ -1,4 +1,5 @@
 """Upload-time inspection: every corpus file gets the outcome its index names, and the rules behind it."""
+import io
 import subprocess
 
 import pytest
@@ -167,3 +168,65 @@ def test_avif_where_pillow_has_it():
     assert ("avif" in formats.FORMATS) == formats.AVIF_AVAILABLE
     if formats.AVIF_AVAILABLE:
         assert formats.MIME_TYPES["avif"] == "image/avif"
+
+
+def _answer(check, path):
+    try:
+        check(path)
+    except (errors.UnsupportedMediaType, errors.TooLarge) as refused:
+        return type(refused).__name__
+    return "accepted"
+
+
+def _full_decode(path):
+    """What the upload's check would answer without the JPEG draft: every pixel at full scale."""
+    with decoding.open_image(path, MAX_PIXELS) as image:
+        decoding.decode(image)
+
+
+def _damaged_jpegs(folder):
+    """A photo-like JPEG cut and corrupted in its entropy-coded data, where a draft decode could
+    differ from a full one if it skipped any of it."""
+    import random
+
+    rnd = random.Random(15)
+    photo = Image.frombytes("RGB", (640, 480), rnd.randbytes(640 * 480 * 3))
+
+    def encoded(**options):
+        buffer = io.BytesIO()
+        photo.save(buffer, "JPEG", quality=90, **options)
+        return buffer.getvalue()
+
+    data = encoded()
+    scan = data.index(b"\xff\xda")
+    variants = {f"cut-{share}": data[: scan + (len(data) - scan) * share // 100] for share in (10, 50, 90, 99)}
+    # Other kinds of colour JPEG the grey draft decode must read as well: RGB without YCbCr (Adobe
+    # transform 0), progressive, no chroma subsampling; whole and cut.
+    for kind, options in {"rgb": {"keep_rgb": True}, "progressive": {"progressive": True}, "444": {"subsampling": 0}}.items():
+        whole = encoded(**options)
+        variants[kind] = whole
+        variants[f"{kind}-cut"] = whole[: len(whole) * 2 // 3]
+    for share in (20, 60):
+        at = scan + (len(data) - scan) * share // 100
+        variants[f"eoi-{share}"] = data[:at] + b"\xff\xd9" + data[at:]
+        variants[f"garbage-{share}"] = data[:at] + rnd.randbytes(4096) + data[at + 4096:]
+        variants[f"marker-{share}"] = data[:at] + b"\xff\xd0\xff\xc4\x00\x02" + data[at:]  # stray RST and DHT
+    paths = []
+    for name, content in variants.items():
+        path = folder / f"{name}.jpg"
+        path.write_bytes(content)
+        paths.append(path)
+    return paths
+
+
+def test_the_jpeg_draft_decode_answers_every_file_as_a_full_decode_does(corpus_dir, tmp_path):
+    """The upload check decodes a JPEG at 1/8 scale (DCT scaling: the same entropy-coded data, a
+    fraction of the work); libjpeg reports a cut or corrupt stream the same way at any scale."""
+    jpegs = [path for folder in ("good-images", "bad-images") for path in sorted((corpus_dir / folder).iterdir())
+             if path.suffix.lower() in (".jpg", ".jpeg", ".mpo")]
+    assert jpegs, "the corpus has JPEGs"
+    answers = {path.name: (_answer(lambda p: decoding.inspect_image(p, MAX_PIXELS), path), _answer(_full_decode, path))
+               for path in jpegs + _damaged_jpegs(tmp_path)}
+    assert {name: draft for name, (draft, full) in answers.items() if draft != full} == {}
+    assert answers["cut-50.jpg"][0] == "UnsupportedMediaType"
+    assert answers["rgb.jpg"][0] == answers["progressive.jpg"][0] == "accepted"

@@ -249,3 +249,20 @@ def test_a_late_redis_reply_does_not_send_an_email_twice():
 
     client = SlowRedis(late_replies=10)  # no answer at all: send anyway (a duplicate beats a loss)
     assert SentLog(client).reserve("<welcome.3@x>").state == "mine"
+
+
+@pytest.mark.parametrize("handler, payload", [("send_image_ready", COMPLETED), ("send_image_failed", FAILED)])
+def test_an_owner_on_the_event_is_written_to_without_asking_user_service(service, handler, payload):
+    """shared/owner.py: the address travels with the image; the RPC is only the fallback."""
+    getattr(service, handler)({**payload, "owner": {"name": "Grace", "email": "grace@example.com"}})
+    service.users.get_user.assert_not_called()
+    message = sent(service)
+    assert message["To"].addresses[0].addr_spec == "grace@example.com"
+    assert message["To"].addresses[0].display_name == "Grace"
+
+
+@pytest.mark.parametrize("owner", [None, {}, {"name": "Grace"}, {"email": ""}, "grace@example.com"])
+def test_an_event_without_a_usable_owner_asks_user_service(service, owner):
+    service.send_image_ready({**COMPLETED, "owner": owner})
+    service.users.get_user.assert_called_once_with(USER["id"])
+    assert sent(service)["To"].addresses[0].addr_spec == "ada@example.com"

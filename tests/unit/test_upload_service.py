@@ -48,6 +48,7 @@ def worker(store):
     # The folder store is real (it is one class, on a temporary folder); the rest are nameko's mocks.
     worker = worker_factory(UploadService, storage=store)
     worker.auth.user_id.return_value = USER_ID
+    worker.auth.user.return_value = (USER_ID, None)
     worker.limits.max_upload_bytes = 10_000_000
     worker.limits.max_operations = 20
     worker.limits.max_image_pixels = 10_000_000
