@@ -23,11 +23,19 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTAINERS_CONF = Path(__file__).with_name("containers.conf")
 
 
+# What podman and podman-compose may see of this process's environment. Nothing else: Compose
+# interpolates docker-compose.yml from the environment before the env file, so a variable another
+# test left set here (AWS_ENDPOINT_URL_S3 pointing at a test's own SeaweedFS, STORAGE_URL, ...)
+# would quietly reconfigure the stack.
+PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "XDG_RUNTIME_DIR")
+
+
 def podman_environment():
     """The environment of every podman call: runc and ulimits it can set here (containers.conf);
     Docker's image format (keeps HEALTHCHECK), as scripts/build-debian-images builds, so a
     `compose build` reuses its layers."""
-    return {**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF), "BUILDAH_FORMAT": "docker"}
+    environment = {name: os.environ[name] for name in PASSED_THROUGH if name in os.environ}
+    return {**environment, "CONTAINERS_CONF": str(CONTAINERS_CONF), "BUILDAH_FORMAT": "docker"}
 
 
 def run(command, timeout=600, check=True, env=None, capture=True):
