@@ -68,6 +68,14 @@ def owner_of(payload):
     return {"owner": contact} if contact else {}
 
 
+def failure_event(image_id, code, message, details=None, handed_back=None):
+    """`image_processing_failed`'s payload."""
+    error = {"code": code, "message": message}
+    if details:
+        error["details"] = details
+    return {"image_id": image_id, "error": error, **(handed_back or {})}
+
+
 def record_steps(timings):
     """The pipeline's step timings as child spans of the current one, and as duration metrics."""
     for step, output_format, started, ended in timings:
@@ -112,15 +120,16 @@ class ProcessService(Service):
                     raise Suspect()  # out of the gate, to come back alone
                 self._skip(claim)
                 return
-            with HeldClaim(self.upload_service, image_id, claim["claim"], claim["lease_seconds"]):
+            with HeldClaim(self.upload_service, image_id, claim["claim"], claim["lease_seconds"]) as held:
                 try:
                     output = self._run_pipeline(payload)
                 except PipelineError as exc:
                     log.info("image failed: %s", exc.code, extra={"variant": exc.variant})
                     details = {"variant": exc.variant} if exc.variant else None
-                    self._report_failure(image_id, exc.code, exc.message, details, owner_of(payload))
+                    held.report(self.dispatch, "image_processing_failed",
+                                failure_event(image_id, exc.code, exc.message, details, owner_of(payload)))
                     return
-                self.dispatch("image_processed", {"image_id": image_id, **output, **owner_of(payload)})
+                held.report(self.dispatch, "image_processed", {"image_id": image_id, **output, **owner_of(payload)})
             log.info("image processed")
 
     def _skip(self, claim):
@@ -208,10 +217,7 @@ class ProcessService(Service):
         return deadline.wait_within(eventlet.spawn(run_in_thread, *args), seconds, too_long, on_late=abandon)
 
     def _report_failure(self, image_id, code, message, details=None, handed_back=None):
-        error = {"code": code, "message": message}
-        if details:
-            error["details"] = details
-        self.dispatch("image_processing_failed", {"image_id": image_id, "error": error, **(handed_back or {})})
+        self.dispatch("image_processing_failed", failure_event(image_id, code, message, details, handed_back))
 
     def _refresh_gauges(self):
         try:

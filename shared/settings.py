@@ -132,9 +132,9 @@ TABLE = (
             "An image whose processing was started this many times without a result (its worker crashed or was "
             "killed each time) fails with `processing_crashed`; the other images go on."),
     Setting("PROCESSING_LEASE_SECONDS", float, 15,
-            "A worker holds a lease on the image it processes and renews it every third of this; a lease that runs "
-            "out means the worker died (a crash). Also how long a redelivered message waits before it takes over "
-            "from a worker that stopped answering."),
+            "A worker holds a lease on the image it processes and renews it every third of this. A lease that runs "
+            "out gets a last chance of two more renewal periods (its worker may only have been cut off from the "
+            "broker); still silent then, the worker died (a crash) and a redelivered message takes over."),
     Setting("PROCESSING_TIMEOUT_SECONDS", float, 600,
             "A pipeline still running after this fails its image (`processing_timeout`): a hung library call must "
             "not hold an image in `processing` for ever. Far above what the largest image takes."),

@@ -8,8 +8,13 @@ renews while it works (process_service renews every third of the lease):
 - no open claim (never started, or released after a transient failure): the claim is granted;
 - an open claim whose lease still runs: someone is on it; the caller waits for the lease and asks
   again (its message stays in the broker in case that someone dies);
-- an open claim whose lease ran out: its holder died without a word. That is a crash; after
-  MAX_PROCESSING_ATTEMPTS of them the image fails with `processing_crashed`.
+- an open claim whose lease ran out: its holder died without a word, or it is alive but could
+  not reach upload_service for a whole lease (renewals are RPCs: a broker outage longer than a
+  lease cuts off every worker, and the broker redelivers their messages the moment it is back,
+  before their next renewal). So the first caller to find the lease run out gives the holder one
+  last chance: the lease is marked overdue and extended by two renewal periods, and the caller
+  waits. A holder that renews meanwhile keeps its claim; one that stays silent is a crash. After
+  MAX_PROCESSING_ATTEMPTS crashes the image fails with `processing_crashed`.
 
 An image that was in hand when a worker died is a suspect: it may be what killed it, or it may
 only have been beside the culprit. A caller that would run it alongside other jobs is told to run
@@ -33,6 +38,7 @@ class Claim:
     lease_seconds: float = 0
     wait_seconds: int = 0
     found_crash: bool = False  # this call found the last holder's lease run out
+    overdue: bool = False  # this call found the lease run out and gave its holder a last chance
 
     def as_reply(self):
         if self.proceed:
@@ -51,8 +57,13 @@ def claim(image, now, lease_seconds, max_crashes, alongside_others=False):
         if image.claim_expires_at > now:
             left = (image.claim_expires_at - now).total_seconds()
             return Claim(False, "in_progress", wait_seconds=max(1, math.ceil(left)))
+        if image.claim_overdue_since is None:
+            last_chance = last_chance_seconds(lease_seconds)
+            image.claim_overdue_since = now
+            image.claim_expires_at = now + dt.timedelta(seconds=last_chance)
+            return Claim(False, "in_progress", wait_seconds=math.ceil(last_chance), overdue=True)
         image.processing_crashes += 1
-        image.claim_token = None
+        image.claim_token = image.claim_overdue_since = None
         found_crash = True
         if image.processing_crashes >= max_crashes:
             return Claim(False, ImageFailure.PROCESSING_CRASHED, found_crash=True)
@@ -64,11 +75,19 @@ def claim(image, now, lease_seconds, max_crashes, alongside_others=False):
     return Claim(True, token=image.claim_token, lease_seconds=lease_seconds, found_crash=found_crash)
 
 
+def last_chance_seconds(lease_seconds):
+    """How long a holder whose lease ran out has to renew it: two of its renewal periods (it
+    renews every third of the lease), so that one renewal may still fail while RPC reconnects."""
+    return lease_seconds * 2 / 3
+
+
 def renew(image, token, now, lease_seconds):
-    """Extends the lease of the claim `token`; False if the claim is no longer that worker's."""
+    """Extends the lease of the claim `token` (an overdue one too: its holder is alive); False if
+    the claim is no longer that worker's."""
     if image.claim_token != token:
         return False
     image.claim_expires_at = now + dt.timedelta(seconds=lease_seconds)
+    image.claim_overdue_since = None
     return True
 
 
@@ -76,8 +95,7 @@ def release(image, token):
     """Ends the claim `token` without a result (a transient failure: the message is retried)."""
     if image.claim_token != token:
         return False
-    image.claim_token = None
-    image.claim_expires_at = None
+    image.claim_token = image.claim_expires_at = image.claim_overdue_since = None
     return True
 
 

@@ -49,11 +49,13 @@ class Image(Base):
     error_message = Column(String(500))
     error_details = Column(JSON)  # e.g. {"variant": name}: which variant failed
     # Processing claims (upload_service/claims.py): how many runs process_service started, how
-    # many of them vanished (their lease ran out: the worker died), and the lease of the current run.
+    # many of them vanished (their lease ran out: the worker died), the lease of the current run,
+    # and since when that lease is overdue (its holder's last chance to renew, claims.py).
     processing_attempts = Column(Integer, nullable=False, default=0)
     processing_crashes = Column(Integer, nullable=False, default=0)
     claim_token = Column(String(32))
     claim_expires_at = Column(DateTime(timezone=True))
+    claim_overdue_since = Column(DateTime(timezone=True))
     created_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
     updated_at = Column(DateTime(timezone=True), nullable=False, default=utcnow)
 

@@ -300,8 +300,9 @@ class UploadService(Service):
             elif decision.reason == ImageFailure.PROCESSING_CRASHED:
                 self._finish_locked(image, FAILED, {
                     "error_code": ImageFailure.PROCESSING_CRASHED, "error_message": claims.crash_message(image)})
-            elif decision.reason == "run_alone":
-                self.db.session.commit()  # keeps the crash it may have found; the claim is free
+            elif decision.reason == "run_alone" or decision.overdue:
+                # Keeps the crash it may have found (the claim is free), or the last chance it gave.
+                self.db.session.commit()
             else:
                 self.db.session.rollback()  # someone else is on it: nothing changed; the row lock ends
             return decision.as_reply()
@@ -382,7 +383,7 @@ class UploadService(Service):
             setattr(image, key, value)
         image.status = status
         image.updated_at = utcnow()
-        image.claim_token = image.claim_expires_at = None
+        image.claim_token = image.claim_expires_at = image.claim_overdue_since = None
         body = image_to_dict(image)
         event = {
             "image_id": str(image.id),

@@ -8,8 +8,8 @@ import time
 import eventlet
 import pytest
 
-from tests.faults.suite import MAX_PROCESSING_ATTEMPTS, PUBLISH_TIMEOUT_SECONDS
-from tests.faults.users import SMALL_OPERATIONS
+from tests.faults.suite import MAX_PROCESSING_ATTEMPTS, PROCESSING_LEASE_SECONDS, PUBLISH_TIMEOUT_SECONDS
+from tests.faults.users import SLOW_OPERATIONS, SMALL_OPERATIONS
 
 pytestmark = pytest.mark.faults
 
@@ -93,6 +93,24 @@ def test_a_job_running_through_broker_restarts_is_not_failed_as_crashed(faults):
         if faults.records.image_row(slow.image_id)["status"] != "processing":
             break
     rows = faults.verify([account], [slow], timeout=90)
+    row = rows[slow.image_id]
+    assert (row["processing_attempts"], row["processing_crashes"]) == (1, 0), "one run, no crash"
+
+
+def test_a_broker_outage_longer_than_a_lease_in_the_middle_of_a_job_is_not_a_crash(faults):
+    """The broker goes away while a job runs and stays away longer than a lease: the worker cannot
+    renew it (renewals are RPCs) nor report its result. Once the broker is back, the job's message
+    comes again and finds the lease run out; its worker is alive, so that is not a crash: one run
+    is counted, none crashed, and the image completes once."""
+    account = faults.users.account("LongOutage")
+    slow = faults.users.upload(account, faults.users.slow_image(), SLOW_OPERATIONS, "outlasted.webp")
+    assert slow.accepted, slow
+    faults.records.wait_processing(slow.image_id, attempt=1)
+    faults.rabbit.stop_app()
+    eventlet.sleep(PROCESSING_LEASE_SECONDS * 1.5)
+    faults.rabbit.start_app()
+    faults.assert_alive("a broker outage longer than a processing lease")
+    rows = faults.verify([account], [slow], timeout=120)
     row = rows[slow.image_id]
     assert (row["processing_attempts"], row["processing_crashes"]) == (1, 0), "one run, no crash"
 

@@ -9,6 +9,7 @@ time without telling more.
 """
 import io
 import json
+import math
 import os
 import re
 import time
@@ -30,6 +31,7 @@ from tests.conftest import CORPUS_DIR, STORE_KINDS
 from tests.support.processes import free_port
 from tests.support.clients import ImagesClient, issuer_from, new_user_id
 from tests.support.stored import StoreView
+from upload_service import claims
 from upload_service import service as upload_module
 from upload_service.models import Image, OutboxEvent
 from upload_service.service import UploadService
@@ -555,6 +557,16 @@ def test_a_message_a_handler_cannot_handle_is_dead_lettered_and_can_be_replayed(
     assert len(deadletters.peek(config)) == 1, "replayed into the handler, which dead-letters it again"
 
 
+def worker_dies(config, start_processing, image_id, **claim_arguments):
+    """The claim's holder stops renewing. The first claim after its lease ran out gives it a last
+    chance (upload_service/claims.py); once that is over too, the next claim finds the crash."""
+    time.sleep(config["PROCESSING_LEASE_SECONDS"] + 0.1)
+    last_chance = claims.last_chance_seconds(config["PROCESSING_LEASE_SECONDS"])
+    assert start_processing(image_id, **claim_arguments) == \
+        {"proceed": False, "reason": "in_progress", "retry_after": math.ceil(last_chance)}
+    time.sleep(last_chance + 0.1)
+
+
 def test_an_image_whose_processing_keeps_crashing_fails_for_good(upload_service, client_for, config):
     client = client_for()
     image_id = client.upload(HOPPER).json()["image"]["id"]
@@ -566,7 +578,7 @@ def test_an_image_whose_processing_keeps_crashing_fails_for_good(upload_service,
             assert client.status(image_id, wait=0).json()["status"] == "processing"
             # The same message again while the lease runs: someone is on it, ask again later.
             assert start_processing(image_id) == {"proceed": False, "reason": "in_progress", "retry_after": 1}
-            time.sleep(lease + 0.1)  # the worker died: nobody renews
+            worker_dies(config, start_processing, image_id)
         assert start_processing(image_id) == {"proceed": False, "reason": "processing_crashed"}
         assert start_processing(image_id) == {"proceed": False, "reason": "failed"}
     status = client.status(image_id, wait=0).json()
@@ -579,7 +591,7 @@ def test_an_image_in_hand_when_its_worker_died_is_claimed_again_only_to_run_alon
     image_id = client.upload(HOPPER).json()["image"]["id"]
     with entrypoint_hook(upload_service, "start_processing") as start_processing:
         assert start_processing(image_id, alongside_others=True)["proceed"]
-        time.sleep(config["PROCESSING_LEASE_SECONDS"] + 0.1)  # the worker died: nobody renews
+        worker_dies(config, start_processing, image_id, alongside_others=True)
         assert start_processing(image_id, alongside_others=True) == {"proceed": False, "reason": "run_alone"}
         alone = start_processing(image_id, alongside_others=False)
         assert alone["proceed"], alone
@@ -600,7 +612,8 @@ def test_what_a_dead_worker_half_wrote_is_removed_when_its_crash_is_found(upload
             view.write_partial(f"outputs/{half_written}.webp")  # the worker is killed while it writes
         assert start_processing(image_id)["reason"] == "in_progress"
         assert len(partials_of(config, image_id)) == 1, "kept while the lease runs: its writer may be alive"
-        time.sleep(config["PROCESSING_LEASE_SECONDS"] + 0.1)
+        worker_dies(config, start_processing, image_id)
+        assert len(partials_of(config, image_id)) == 1, "kept during its last chance: it may only be cut off"
         assert start_processing(image_id)["proceed"]
     assert partials_of(config, image_id) == []
     assert len(partials_of(config, other_id)) == 1, "another image's file being written is not touched"
@@ -619,6 +632,13 @@ def test_a_renewed_or_released_claim_is_not_a_crash(upload_service, client_for, 
             time.sleep(lease / 2)
             assert renew(image_id, token) is True
         assert start_processing(image_id)["reason"] == "in_progress"
+        # Cut off for longer than a lease (a broker outage): the next claim gives it a last
+        # chance, in which its renewal keeps the claim and no crash is counted.
+        time.sleep(lease + 0.1)
+        assert start_processing(image_id)["reason"] == "in_progress"
+        assert renew(image_id, token) is True
+        time.sleep(claims.last_chance_seconds(lease) + 0.1)
+        assert start_processing(image_id)["reason"] == "in_progress", "renewed: still its holder's"
         assert renew(image_id, "someone-else") is False
         assert release(image_id, "someone-else") is False
         assert release(image_id, token) is True  # a transient failure: the retry may start at once

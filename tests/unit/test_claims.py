@@ -9,11 +9,19 @@ LEASE = 15
 
 
 def unclaimed():
-    return SimpleNamespace(processing_attempts=0, processing_crashes=0, claim_token=None, claim_expires_at=None)
+    return SimpleNamespace(processing_attempts=0, processing_crashes=0, claim_token=None, claim_expires_at=None,
+                           claim_overdue_since=None)
 
 
 def later(seconds):
     return NOW + dt.timedelta(seconds=seconds)
+
+
+LAST_CHANCE = claims.last_chance_seconds(LEASE)  # 10 s: two renewal periods
+# When a holder claimed at `moment` that never renewed is found crashed: a claim after its lease
+# ran out gives it a last chance, the next one after that finds the crash.
+def silent_holder_found_at(moment):
+    return moment + LEASE + 1, moment + LEASE + 1 + LAST_CHANCE + 1
 
 
 def test_a_first_claim_is_granted_with_a_lease():
@@ -32,24 +40,49 @@ def test_a_claim_while_the_lease_runs_waits_for_its_end():
     assert (image.processing_attempts, image.processing_crashes) == (1, 0)
 
 
-def test_a_lease_that_ran_out_is_a_crash_and_the_next_worker_takes_over():
+def test_a_lease_that_ran_out_gets_a_last_chance_then_is_a_crash_and_the_next_worker_takes_over():
     image = unclaimed()
     first = claims.claim(image, NOW, LEASE, 3)
     assert not first.found_crash
-    second = claims.claim(image, later(LEASE + 1), LEASE, 3)
+    overdue_at, crashed_at = silent_holder_found_at(0)
+    last_chance = claims.claim(image, later(overdue_at), LEASE, 3)
+    assert (last_chance.proceed, last_chance.reason, last_chance.wait_seconds) == (False, "in_progress", LAST_CHANCE)
+    assert last_chance.overdue and not last_chance.found_crash
+    assert image.claim_token == first.token and image.claim_overdue_since == later(overdue_at)
+    waiting = claims.claim(image, later(overdue_at + 5), LEASE, 3)
+    assert (waiting.reason, waiting.wait_seconds, waiting.overdue) == ("in_progress", 5, False), "given once"
+    second = claims.claim(image, later(crashed_at), LEASE, 3)
     assert second.proceed and second.token != first.token and second.found_crash
     assert (image.processing_attempts, image.processing_crashes) == (2, 1)
+    assert image.claim_overdue_since is None
+
+
+def test_a_holder_cut_off_for_longer_than_its_lease_keeps_its_claim_by_renewing_in_its_last_chance():
+    """A broker outage longer than a lease: the holder could not renew, and its message came back
+    before its next renewal. It is alive, so no crash is counted."""
+    image = unclaimed()
+    token = claims.claim(image, NOW, LEASE, 3).token
+    assert claims.claim(image, later(LEASE + 20), LEASE, 3).overdue
+    assert claims.renew(image, token, later(LEASE + 25), LEASE)
+    assert image.claim_overdue_since is None and image.claim_expires_at == later(LEASE + 25 + LEASE)
+    after_last_chance = claims.claim(image, later(LEASE + 25 + LAST_CHANCE + 1), LEASE, 3)
+    assert after_last_chance.reason == "in_progress" and not after_last_chance.found_crash
+    assert (image.processing_attempts, image.processing_crashes) == (1, 0)
+    # Overdue again later (another outage): a last chance again.
+    assert claims.claim(image, later(LEASE + 25 + LEASE + 1), LEASE, 3).overdue
 
 
 def test_an_image_in_hand_when_its_worker_died_is_claimed_only_to_run_alone():
     image = unclaimed()
     claims.claim(image, NOW, LEASE, 3, alongside_others=True)
-    refused = claims.claim(image, later(LEASE + 1), LEASE, 3, alongside_others=True)
+    overdue_at, crashed_at = silent_holder_found_at(0)
+    assert claims.claim(image, later(overdue_at), LEASE, 3, alongside_others=True).overdue
+    refused = claims.claim(image, later(crashed_at), LEASE, 3, alongside_others=True)
     assert (refused.proceed, refused.reason, image.claim_token) == (False, "run_alone", None)
     assert refused.found_crash
     assert (image.processing_attempts, image.processing_crashes) == (1, 1), "the crash is counted once"
 
-    alone = claims.claim(image, later(LEASE + 2), LEASE, 3, alongside_others=False)
+    alone = claims.claim(image, later(crashed_at + 1), LEASE, 3, alongside_others=False)
     assert alone.proceed and not alone.found_crash, "the crash was found (and cleared up) once"
     assert (image.processing_attempts, image.processing_crashes) == (2, 1)
 
@@ -64,7 +97,8 @@ def test_the_crash_limit_fails_the_image():
     moment = 0
     for _ in range(3):
         assert claims.claim(image, later(moment), LEASE, 3).proceed
-        moment += LEASE + 1
+        overdue_at, moment = silent_holder_found_at(moment)
+        assert claims.claim(image, later(overdue_at), LEASE, 3).overdue
     decision = claims.claim(image, later(moment), LEASE, 3)
     assert (decision.proceed, decision.reason, decision.found_crash) == (False, "processing_crashed", True)
     assert claims.crash_message(image) == "Processing stopped 3 times before it could finish"
