@@ -13,14 +13,16 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 import redis  # noqa: E402
+from nameko.messaging import QueueConsumer  # noqa: E402
 
 from shared import migrate  # noqa: E402
 from shared.config import REPO_ROOT, load_config  # noqa: E402
 from shared.keys import ensure_key_pair  # noqa: E402
 from tests.support.mailbox import Mailbox  # noqa: E402
-from tests.support.launcher import create_database, create_vhost, delete_vhost, drop_database  # noqa: E402
+from tests.support.launcher import create_database, drop_database  # noqa: E402
 from tests.support.processes import free_port  # noqa: E402
 from tests.support.seaweedfs import SeaweedFS  # noqa: E402
+from tests.support.vhosts import VhostPool  # noqa: E402
 
 RUN_ID = uuid.uuid4().hex[:10]
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
@@ -29,13 +31,38 @@ TEST_REDIS_DB = int(os.environ.get("TEST_REDIS_DB", "13"))
 CORPUS_DIR = Path(os.environ.get("CORPUS_DIR") or REPO_ROOT / "tests" / "data" / "corpus")
 
 
+# How often a consumer in a test's container looks for a stop request. nameko's consumers wait for
+# messages in slices of kombu's `safety_interval` (1 s), so stopping a container took up to a second
+# unless something (a deleted vhost's cancel) woke them up: a second of most integration tests'
+# teardown. Services outside tests keep kombu's default.
+CONSUMER_STOP_CHECK_SECONDS = 0.1
+
+
+@pytest.fixture(scope="session", autouse=True)
+def containers_stop_quickly():
+    consume = QueueConsumer.consume
+
+    def consume_checking_often(self, *args, **kwargs):
+        return consume(self, *args, **{"safety_interval": CONSUMER_STOP_CHECK_SECONDS, **kwargs})
+
+    QueueConsumer.consume = consume_checking_often
+    yield
+    QueueConsumer.consume = consume
+
+
+@pytest.fixture(scope="session")
+def vhost_pool():
+    pool = VhostPool(f"test_{RUN_ID}")
+    yield pool
+    pool.close()
+
+
 @pytest.fixture
-def amqp_uri():
+def amqp_uri(vhost_pool):
     """A vhost of its own per test: durable queues left by one test never feed the next."""
-    vhost = f"test_{RUN_ID}_{uuid.uuid4().hex[:8]}"
-    create_vhost(vhost)
+    vhost = vhost_pool.take()
     yield f"pyamqp://guest:guest@127.0.0.1:5672/{vhost}"
-    delete_vhost(vhost)
+    vhost_pool.give_back(vhost)
 
 
 @contextlib.contextmanager

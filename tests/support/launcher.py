@@ -28,6 +28,7 @@ from psycopg2 import sql
 
 from shared.config import REPO_ROOT
 from tests.support.processes import descendants, free_port, port_open, program_pid, wait_for
+from tests.support.vhosts import create_vhosts, rabbitmqctl
 
 SERVICES = ("user_service", "upload_service", "process_service", "notification_service")
 PORT_VARIABLES = {"gateway": "GATEWAY_PORT", **{name: f"{name.upper()}_PORT" for name in SERVICES}}
@@ -180,18 +181,13 @@ class LaunchedSuite:
 # -- a clean state on the shared servers ------------------------------------------------------------
 
 
-def _rabbitmqctl(*args, check=True):
-    subprocess.run(["rabbitmqctl", "-q", *args], check=check, capture_output=True, timeout=60)
-
-
 def create_vhost(vhost):
     """A RabbitMQ vhost the guest user may use."""
-    _rabbitmqctl("add_vhost", vhost)
-    _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    create_vhosts([vhost])
 
 
 def delete_vhost(vhost, check=True):
-    _rabbitmqctl("delete_vhost", vhost, check=check)
+    rabbitmqctl("delete_vhost", vhost, check=check)
 
 
 def reset_vhost(vhost):
