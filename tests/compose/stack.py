@@ -13,6 +13,7 @@ network (the images stay: they are the build cache of the next run).
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -30,12 +31,41 @@ CONTAINERS_CONF = Path(__file__).with_name("containers.conf")
 PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "XDG_RUNTIME_DIR")
 
 
+# The test's images, containers and volumes live in memory when there is room (a tmpfs): its
+# builds and containers write a few GB, which on disk slowed the fsyncs of the PostgreSQL the
+# other tests use when it runs alongside them (scripts/test). Kept until the host restarts, as the
+# next run's build cache; the host's own podman storage is left alone.
+MEMORY_STORAGE = Path("/dev/shm/imageproc-compose")
+MEMORY_STORAGE_NEEDS_BYTES = 8 * 2**30
+
+
+def storage_conf():
+    """containers-storage.conf(5) for MEMORY_STORAGE, or None (the host's storage) without room."""
+    try:
+        if shutil.disk_usage(MEMORY_STORAGE.parent).free < MEMORY_STORAGE_NEEDS_BYTES:
+            return None
+    except OSError:
+        return None
+    conf = MEMORY_STORAGE / "storage.conf"
+    if not conf.exists():
+        MEMORY_STORAGE.mkdir(parents=True, exist_ok=True)
+        conf.write_text(
+            '[storage]\ndriver = "overlay"\n'
+            f'graphroot = "{MEMORY_STORAGE / "storage"}"\nrunroot = "/run/imageproc-compose"\n'
+        )
+    return conf
+
+
 def podman_environment():
     """The environment of every podman call: runc and ulimits it can set here (containers.conf);
-    Docker's image format (keeps HEALTHCHECK), as scripts/build-debian-images builds, so a
-    `compose build` reuses its layers."""
+    the storage above; Docker's image format (keeps HEALTHCHECK), as scripts/build-debian-images
+    builds, so a `compose build` reuses its layers."""
     environment = {name: os.environ[name] for name in PASSED_THROUGH if name in os.environ}
-    return {**environment, "CONTAINERS_CONF": str(CONTAINERS_CONF), "BUILDAH_FORMAT": "docker"}
+    environment.update({"CONTAINERS_CONF": str(CONTAINERS_CONF), "BUILDAH_FORMAT": "docker"})
+    conf = storage_conf()
+    if conf:
+        environment["CONTAINERS_STORAGE_CONF"] = str(conf)
+    return environment
 
 
 def run(command, timeout=600, check=True, env=None, capture=True):
@@ -111,22 +141,14 @@ class ComposeStack:
         inspected = json.loads(run(["podman", "inspect", *ids]).stdout)
         return {entry["Config"]["Labels"]["com.docker.compose.service"]: entry for entry in inspected}
 
-    def health(self, service):
-        state = self.containers()[service]["State"]
-        health = state.get("Health") or state.get("Healthcheck") or {}
-        return health.get("Status") or "none"
-
-    def has_healthcheck(self, entry):
-        return bool((entry.get("Config") or {}).get("Healthcheck"))
-
     def wait_healthy(self, services=None, timeout=240):
         deadline = time.monotonic() + timeout
         while True:
             containers = self.containers()
             wanted = {name: entry for name, entry in containers.items()
                       if (services is None or name in services) and entry["State"]["Running"]
-                      and self.has_healthcheck(entry)}
-            waiting = {name: self.health(name) for name in wanted if self.health(name) != "healthy"}
+                      and has_healthcheck(entry)}
+            waiting = {name: health_of(entry) for name, entry in wanted.items() if health_of(entry) != "healthy"}
             exited = {name: entry["State"]["ExitCode"] for name, entry in containers.items()
                       if (services is None or name in services) and not entry["State"]["Running"]
                       and entry["State"]["ExitCode"] != 0}
@@ -147,7 +169,7 @@ class ComposeStack:
         def loop():
             while not stop.is_set():
                 for name, entry in self.containers().items():
-                    if entry["State"]["Running"] and self.has_healthcheck(entry):
+                    if entry["State"]["Running"] and has_healthcheck(entry):
                         run(["podman", "healthcheck", "run", entry["Id"]], check=False, timeout=60)
                 stop.wait(interval)
 
@@ -174,3 +196,14 @@ class ComposeStack:
 
     def exec(self, service, *command, timeout=60):
         return run(["podman", "exec", self.containers()[service]["Id"], *command], timeout=timeout)
+
+
+def health_of(entry):
+    """A container's health from `podman inspect` (podman 4.3 names the key Healthcheck)."""
+    state = entry["State"]
+    health = state.get("Health") or state.get("Healthcheck") or {}
+    return health.get("Status") or "none"
+
+
+def has_healthcheck(entry):
+    return bool((entry.get("Config") or {}).get("Healthcheck"))

@@ -14,6 +14,7 @@ import requests
 from PIL import Image
 
 from tests.compose.conftest import NOT_STARTED
+from tests.compose.stack import has_healthcheck, health_of
 from tests.support.clients import ImagesClient, sign_up_and_log_in
 
 pytestmark = pytest.mark.compose
@@ -62,8 +63,8 @@ def test_every_container_is_healthy_and_runs_unprivileged(stack):
     running = {name for name, entry in containers.items() if entry["State"]["Running"]}
     assert expected <= running, f"not running: {expected - running}"
     for name in expected:
-        if stack.has_healthcheck(containers[name]):
-            assert stack.health(name) == "healthy", (name, stack.logs(name))
+        if has_healthcheck(containers[name]):
+            assert health_of(containers[name]) == "healthy", (name, stack.logs(name))
     # The one-shots ran to completion.
     one_shots = {"migrate", "keys"} | ({"create-bucket"} if stack.storage == "s3" else set())
     for name in one_shots:

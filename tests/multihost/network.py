@@ -94,13 +94,18 @@ class Host:
         ip("netns", "del", self.namespace, check=False)
 
 
+PODMAN_SUBNETS = {88, 89}
+
+
 class Network:
     """A bridge `<tag>br` with the root namespace at `<prefix>.1`, and hosts from `<prefix>.10` up."""
 
     def __init__(self):
         self.tag = f"mh{uuid.uuid4().hex[:5]}"
         self.bridge = f"{self.tag}br"
-        self.prefix = f"10.{random.randint(64, 250)}.{random.randint(0, 255)}"
+        # Not 10.88/10.89: podman's default and compose networks (the compose test may run alongside).
+        second = random.choice([octet for octet in range(64, 251) if octet not in PODMAN_SUBNETS])
+        self.prefix = f"10.{second}.{random.randint(0, 255)}"
         self.address = f"{self.prefix}.1"  # the infrastructure host: the root namespace
         self.hosts = {}
 
