@@ -26,7 +26,7 @@ def _missing_requirement(config):
         str(arg).replace(os.sep, "/").startswith("tests/compose") for arg in config.args
     ) or (config.option.markexpr or "").strip() == "compose"
     if not asked:
-        return ("the compose test builds its images from nothing (~6 min) and runs two stacks (~4 min): it runs "
+        return ("the compose test builds its images from nothing and runs two stacks (~5 min): it runs "
                 "alongside the others in a whole `scripts/test` as root, or alone with `scripts/test tests/compose`")
     if os.geteuid() != 0:
         return ("the compose test builds images and runs containers with podman as root: run it as root "
