@@ -115,6 +115,12 @@ class ProcessService(Service):
         image_id = payload["image_id"]
         with self.workbench.isolation.gate(alone=alone):
             claim = self.upload_service.start_processing(image_id, alongside_others=not alone)
+            if claim.get("overdue") and self.delivery.last_attempt:
+                # Its holder's lease ran out and it has a last chance to renew (upload_service/claims.py).
+                # No retry is left to come back after it (a message whose image crashed its workers
+                # several times in a row spends two retries per crash): wait for it here, ask again.
+                eventlet.sleep(claim["retry_after"])
+                claim = self.upload_service.start_processing(image_id, alongside_others=not alone)
             if not claim["proceed"]:
                 if claim["reason"] == "run_alone":
                     raise Suspect()  # out of the gate, to come back alone

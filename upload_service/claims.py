@@ -46,6 +46,8 @@ class Claim:
         reply = {"proceed": False, "reason": self.reason}
         if self.wait_seconds:
             reply["retry_after"] = self.wait_seconds
+        if self.overdue:
+            reply["overdue"] = True  # the wait is its holder's last chance, not proof that it is alive
         return reply
 
 

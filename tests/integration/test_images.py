@@ -563,7 +563,7 @@ def worker_dies(config, start_processing, image_id, **claim_arguments):
     time.sleep(config["PROCESSING_LEASE_SECONDS"] + 0.1)
     last_chance = claims.last_chance_seconds(config["PROCESSING_LEASE_SECONDS"])
     assert start_processing(image_id, **claim_arguments) == \
-        {"proceed": False, "reason": "in_progress", "retry_after": math.ceil(last_chance)}
+        {"proceed": False, "reason": "in_progress", "retry_after": math.ceil(last_chance), "overdue": True}
     time.sleep(last_chance + 0.1)
 
 

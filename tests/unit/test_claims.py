@@ -136,3 +136,5 @@ def test_replies_are_plain_data_for_rpc():
     assert granted.as_reply() == {"proceed": True, "claim": image.claim_token, "lease_seconds": LEASE}
     waiting = claims.claim(image, later(1), LEASE, 3)
     assert waiting.as_reply() == {"proceed": False, "reason": "in_progress", "retry_after": 14}
+    overdue = claims.claim(image, later(LEASE + 1), LEASE, 3)
+    assert overdue.as_reply() == {"proceed": False, "reason": "in_progress", "retry_after": LAST_CHANCE, "overdue": True}
