@@ -26,7 +26,8 @@ import urllib.request
 from pathlib import Path
 
 from bench.common import REPO_ROOT, WORK_DIR
-from tests.support.launcher import LaunchedSuite, drop_database, reset_redis_db, reset_vhost, suite_environment
+from tests.support.launcher import LaunchedSuite, drop_database, reset_redis_db, suite_environment
+from tests.support.vhosts import reset_vhost
 from tests.support.processes import children_of, port_open
 
 GATEWAY_PORT = 18180

@@ -10,6 +10,7 @@ for it, and nothing more:
 Everything runs under the project's own name; `remove` takes away its containers, volumes and
 network (the images stay: they are the build cache of the next run).
 """
+import functools
 import importlib.util
 import json
 import os
@@ -39,8 +40,11 @@ MEMORY_STORAGE = Path("/dev/shm/imageproc-compose")
 MEMORY_STORAGE_NEEDS_BYTES = 8 * 2**30
 
 
+@functools.cache
 def storage_conf():
-    """containers-storage.conf(5) for MEMORY_STORAGE, or None (the host's storage) without room."""
+    """containers-storage.conf(5) for MEMORY_STORAGE, or None (the host's storage) without room.
+    Decided once per process: the test's own images fill the tmpfs, and a later call finding less
+    room must not move the rest of the run to another storage that lacks them."""
     try:
         if shutil.disk_usage(MEMORY_STORAGE.parent).free < MEMORY_STORAGE_NEEDS_BYTES:
             return None

@@ -15,7 +15,8 @@ import pytest
 from shared.config import REPO_ROOT
 from tests.conftest import RUN_ID, STORE_KINDS, migrated_database
 from tests.support.clients import sign_up_and_log_in
-from tests.support.launcher import LaunchedSuite, delete_vhost, reset_vhost, suite_environment
+from tests.support.launcher import LaunchedSuite, suite_environment
+from tests.support.vhosts import delete_vhost, reset_vhost
 from tests.support.processes import free_port
 from tests.support.spans import SpanStore
 from tests.support.stored import StoreView

@@ -12,8 +12,8 @@ itself (the fault tests kill them); `once_spawned` is called when honcho has sta
 such a caller to start them (scripts/server checks their ports are free before it bootstraps, and
 its "Gateway ready" waits for every service).
 
-`reset_vhost`, `reset_redis_db` and `drop_database` give a named suite (the benchmarks') a clean
-state on the shared servers.
+`reset_redis_db` and `drop_database` (with tests/support/vhosts.py's `reset_vhost`) give a named
+suite (the benchmarks') a clean state on the shared servers.
 """
 import contextlib
 import json
@@ -28,7 +28,6 @@ from psycopg2 import sql
 
 from shared.config import REPO_ROOT
 from tests.support.processes import descendants, free_port, port_open, program_pid, wait_for
-from tests.support.vhosts import create_vhosts, rabbitmqctl
 
 SERVICES = ("user_service", "upload_service", "process_service", "notification_service")
 PORT_VARIABLES = {"gateway": "GATEWAY_PORT", **{name: f"{name.upper()}_PORT" for name in SERVICES}}
@@ -179,21 +178,6 @@ class LaunchedSuite:
 
 
 # -- a clean state on the shared servers ------------------------------------------------------------
-
-
-def create_vhost(vhost):
-    """A RabbitMQ vhost the guest user may use."""
-    create_vhosts([vhost])
-
-
-def delete_vhost(vhost, check=True):
-    rabbitmqctl("delete_vhost", vhost, check=check)
-
-
-def reset_vhost(vhost):
-    """The RabbitMQ vhost, empty: deleted (with every queue) if it was there, and made again."""
-    delete_vhost(vhost, check=False)
-    create_vhost(vhost)
 
 
 def reset_redis_db(url):

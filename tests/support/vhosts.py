@@ -31,6 +31,21 @@ def create_vhosts(names, user=USER):
     rabbitmqctl("import_definitions", "--format", "json", input=json.dumps(definitions))
 
 
+def create_vhost(vhost):
+    """A RabbitMQ vhost the guest user may use."""
+    create_vhosts([vhost])
+
+
+def delete_vhost(vhost, check=True):
+    rabbitmqctl("delete_vhost", vhost, check=check)
+
+
+def reset_vhost(vhost):
+    """The RabbitMQ vhost, empty: deleted (with every queue) if it was there, and made again."""
+    delete_vhost(vhost, check=False)
+    create_vhost(vhost)
+
+
 def delete_vhosts(names):
     if not names:
         return
@@ -38,7 +53,7 @@ def delete_vhosts(names):
     deleted = rabbitmqctl("eval", f'[rabbit_vhost:delete(V, <<"tests">>) || V <- [{binaries}]].', check=False)
     if deleted.returncode != 0 or "error" in deleted.stdout:
         for name in names:
-            rabbitmqctl("delete_vhost", name, check=False)
+            delete_vhost(name, check=False)
 
 
 class VhostPool:
