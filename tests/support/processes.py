@@ -18,13 +18,34 @@ def wait_for(predicate, timeout=10, message="condition not met", interval=0.2):
         time.sleep(interval)
 
 
+# Every port this process has handed out. The kernel offers a port again as soon as the probe
+# socket closes, so two callers (two services of one suite: nameko binds with SO_REUSEPORT, and a
+# user_service and a process_service once shared a port; or a server bound to another address than
+# the probe's) could be given the same port before either bound it.
+_handed_out = set()
+
+
 def free_port(avoid=()):
+    """A port free on 127.0.0.1 and never handed out before by this process."""
     while True:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-        if port not in avoid:
+        if port not in avoid and claim_port(port):
             return port
+
+
+def claim_port(port):
+    """Takes `port` for this process if it is free and not handed out yet; whether it did."""
+    if port in _handed_out:
+        return False
+    try:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    _handed_out.add(port)
+    return True
 
 
 def port_open(port, host="127.0.0.1"):

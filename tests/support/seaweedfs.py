@@ -9,7 +9,6 @@ scripts/seaweedfs on free ports with its data in a temporary folder, SigV4 ident
 """
 import os
 import signal
-import socket
 import subprocess
 import uuid
 
@@ -17,7 +16,7 @@ import boto3
 from botocore.config import Config
 
 from shared.config import REPO_ROOT
-from tests.support.processes import port_open, wait_for
+from tests.support.processes import claim_port, free_port, port_open, wait_for
 
 BUCKET = "imageproc-tests"
 START_TIMEOUT = 60
@@ -26,16 +25,9 @@ START_TIMEOUT = 60
 def _free_port_pair():
     """A port p such that p and p + 10000 (SeaweedFS's gRPC port for it) are both free."""
     while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port + 10000 < 65536 and not port_open(port) and not port_open(port + 10000):
-            try:
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", port + 10000))
-                return port
-            except OSError:
-                continue
+        port = free_port()
+        if port + 10000 < 65536 and not port_open(port + 10000) and claim_port(port + 10000):
+            return port
 
 
 class SeaweedFS:
