@@ -7,8 +7,9 @@
    3000 px wide JPEG out: a few seconds of CPU each in process_service) are uploaded, and 20
    logins (bcrypt, cost BCRYPT_ROUNDS=12) start at once.
    The load is repeated ROUNDS (3) times and the probes of all rounds are pooled.
-3. During the load window — from the moment both uploads are accepted until both images are final —
-   every 50 ms, each on its own keep-alive connection:
+3. During the load window — from the moment both uploads are accepted (and the probes' connections
+   are warm) until both images are final — every 50 ms, each on its own keep-alive connection, from a
+   process of its own (bench/probes.py: the client busy sending 20 logins does not delay them):
    - `GET /healthz` of the gateway (user_service's aggregate, refreshed every second over RPC),
    - `GET /healthz` of each service directly (its own port),
    - `GET /api/images/status/<id>?wait=0` through the gateway (one of the two large images).
@@ -23,6 +24,7 @@ import time
 
 from bench import client, images
 from bench.common import check, info, print_machine, print_stats_table, print_table, save_results, summary_ms
+from bench.probes import ProbeProcess
 from bench.suite import Suite
 
 NAME = "event_loop"
@@ -46,19 +48,13 @@ def probe_urls(suite, token, image_id):
     return urls
 
 
-async def run_probes(urls, stop):
-    sessions = {name: client.new_session(limit=1, timeout=10) for name in urls}
-    try:
-        tasks = {name: asyncio.create_task(client.probe_loop(sessions[name], url, stop, PROBE_INTERVAL, headers))
-                 for name, (url, headers) in urls.items()}
-        return {name: await task for name, task in tasks.items()}
-    finally:
-        for session in sessions.values():
-            await session.close()
-
-
 async def measure(suite, out, rounds):
     big = images.standard_photo().read_bytes()
+    with ProbeProcess(PROBE_INTERVAL) as probes:
+        return await _measure(suite, rounds, big, probes)
+
+
+async def _measure(suite, rounds, big, probes):
     async with client.new_session(limit=0, timeout=120) as session:
         token, _, email = await client.make_user(session, suite.gateway)
         # An image to ask the status of during the baseline (processed before anything is measured).
@@ -67,11 +63,9 @@ async def measure(suite, out, rounds):
         warm_id = body["image"]["id"]
         await client.wait_final(session, suite.gateway, token, warm_id)
         # 1. idle baseline
-        stop = asyncio.Event()
-        baseline_task = asyncio.create_task(run_probes(probe_urls(suite, token, warm_id), stop))
+        await asyncio.to_thread(probes.start, probe_urls(suite, token, warm_id))
         await asyncio.sleep(3)
-        stop.set()
-        baseline = await baseline_task
+        baseline = await asyncio.to_thread(probes.stop)
         # 2. load, ROUNDS times (more samples: a p99 of one round's ~120 probes is its 2nd worst)
         under_load, finals, logins, window = {}, [], [], 0.0
 
@@ -88,15 +82,13 @@ async def measure(suite, out, rounds):
                 if code != 202:
                     raise RuntimeError(f"large upload answered {code}: {body or error}")
                 ids.append(body["image"]["id"])
+            await asyncio.to_thread(probes.start, probe_urls(suite, token, ids[0]))
             t_start = time.time()
-            stop = asyncio.Event()
-            probes_task = asyncio.create_task(run_probes(probe_urls(suite, token, ids[0]), stop))
             logins_task = asyncio.gather(*(one_login() for _ in range(LOGINS)), return_exceptions=True)
             finals += await asyncio.gather(*(client.wait_final(session, suite.gateway, token, i, deadline_s=120)
                                              for i in ids))
             t_end = time.time()
-            stop.set()
-            for name, samples in (await probes_task).items():
+            for name, samples in (await asyncio.to_thread(probes.stop)).items():
                 under_load.setdefault(name, []).extend(sample for sample in samples if sample[0] <= t_end)
             logins += await logins_task
             window += t_end - t_start
