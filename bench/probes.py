@@ -12,6 +12,9 @@ round trip and the server's answer only.
         probes.start({"name": (url, headers or None)})   # returns once every connection is warm
         ...                                              # the load
         samples = probes.stop()                          # {name: [(t, latency s, status)]}
+
+The process is started with multiprocessing's "spawn": a script using this needs the usual
+`if __name__ == "__main__":` guard (every bench module has it).
 """
 import asyncio
 import multiprocessing
